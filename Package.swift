@@ -1,0 +1,13 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// No package dependencies: the Swift toolchain and the C library only.
+let package = Package(
+    name: "logkit",
+    targets: [
+        .target(name: "Common"),
+        .executableTarget(name: "logenc", dependencies: ["Common"]),
+        .executableTarget(name: "logdec", dependencies: ["Common"]),
+        .testTarget(name: "CommonTests", dependencies: ["Common"]),
+    ]
+)

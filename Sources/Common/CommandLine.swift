@@ -1,0 +1,155 @@
+// Option parsing and error reporting shared by every tool, so that all of
+// them behave alike: `-h`/`--help` prints usage to stdout and exits 0; an
+// unknown option, a missing or malformed argument prints one line naming the
+// problem plus a usage hint on stderr and exits 2; errors are
+// `TOOL: message` on stderr.
+//
+// Exit codes: 0 success, 1 the data said no, 2 usage or environment error.
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+public enum ExitCode: Int32 {
+    case success = 0
+    case dataRejected = 1
+    case usage = 2
+}
+
+public struct Tool {
+    public let name: String
+    public let usage: String
+
+    public init(name: String, usage: String) {
+        self.name = name
+        self.usage = usage
+    }
+
+    /// Prints `NAME: message` on stderr and exits.
+    public func fail(_ message: String, _ code: ExitCode) -> Never {
+        warn(message)
+        exit(code.rawValue)
+    }
+
+    /// Prints `NAME: message` on stderr and carries on.
+    public func warn(_ message: String) {
+        try? FileDescriptor.standardError.writeAll("\(name): \(message)\n")
+    }
+
+    /// A usage error: the message, a hint, exit 2.
+    public func usageError(_ message: String) -> Never {
+        try? FileDescriptor.standardError.writeAll("\(name): \(message)\nTry '\(name) --help' for usage.\n")
+        exit(ExitCode.usage.rawValue)
+    }
+
+    public func printHelp() -> Never {
+        try? FileDescriptor.standardOutput.writeAll(usage)
+        exit(ExitCode.success.rawValue)
+    }
+
+    /// Stops before binary output reaches a terminal.
+    public func refuseTerminal(_ output: FileDescriptor, hint: String) {
+        if output.isTerminal {
+            fail("refusing to write binary records to a terminal; \(hint)", .usage)
+        }
+    }
+}
+
+/// One command-line argument, as the tool sees it.
+public enum Argument: Equatable {
+    /// An option name, `-x` or `--long`; a `--long=value` arrives as `--long`
+    /// with its value waiting for `Arguments.value(for:)`.
+    case option(String)
+    /// A positional argument, with its exact bytes (argv need not be UTF-8).
+    case positional(String, [UInt8])
+}
+
+/// Walks argv: options until `--`, positionals anywhere.
+public struct Arguments {
+    private let tool: Tool
+    private var raw: [[UInt8]]
+    private var index = 1
+    private var inlineValue: String?
+    private var lastOption = ""
+    private var optionsEnded = false
+
+    public init(tool: Tool) {
+        self.tool = tool
+        var raw: [[UInt8]] = []
+        for k in 0..<Int(CommandLine.argc) {
+            guard let arg = CommandLine.unsafeArgv[k] else { continue }
+            raw.append(Array(UnsafeBufferPointer(start: UnsafeRawPointer(arg).assumingMemoryBound(to: UInt8.self), count: strlen(arg))))
+        }
+        self.raw = raw
+    }
+
+    public mutating func next() -> Argument? {
+        if inlineValue != nil { tool.usageError("option \(lastOption) takes no value") }
+        guard index < raw.count else { return nil }
+        let bytes = raw[index]
+        index += 1
+        let text = String(decoding: bytes, as: UTF8.self)
+        if optionsEnded || bytes.count < 2 || bytes[0] != UInt8(ascii: "-") {
+            return .positional(text, bytes)
+        }
+        if text == "--" {
+            optionsEnded = true
+            return next()
+        }
+        if text.hasPrefix("--"), let eq = text.firstIndex(of: "=") {
+            lastOption = String(text[..<eq])
+            inlineValue = String(text[text.index(after: eq)...])
+            return .option(lastOption)
+        }
+        lastOption = text
+        return .option(text)
+    }
+
+    /// The value of the option just returned: `--opt=value` or the next argument.
+    public mutating func value(for option: String) -> String {
+        if let value = inlineValue {
+            inlineValue = nil
+            return value
+        }
+        guard index < raw.count else { tool.usageError("option \(option) needs a value") }
+        index += 1
+        return String(decoding: raw[index - 1], as: UTF8.self)
+    }
+
+    public mutating func unsignedValue(for option: String) -> UInt64 {
+        let text = value(for: option)
+        guard let number = UInt64(text) else { tool.usageError("option \(option): '\(text)' is not a non-negative integer") }
+        return number
+    }
+
+    /// A byte count: digits with an optional K, M or G suffix (powers of 1024).
+    public mutating func byteCount(for option: String, range: ClosedRange<UInt64>) -> Int {
+        let text = value(for: option)
+        var digits = Substring(text)
+        var scale: UInt64 = 1
+        switch text.last {
+        case "K", "k": scale = 1 << 10
+        case "M", "m": scale = 1 << 20
+        case "G", "g": scale = 1 << 30
+        default: break
+        }
+        if scale > 1 { digits = digits.dropLast() }
+        guard let count = UInt64(digits), case let (bytes, overflow) = count.multipliedReportingOverflow(by: scale),
+              !overflow, range.contains(bytes)
+        else {
+            tool.usageError("option \(option): '\(text)' is not a byte count from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return Int(bytes)
+    }
+
+    public func unknown(_ option: String) -> Never {
+        tool.usageError("unknown option \(option)")
+    }
+}
+
+extension Tool {
+    /// The `--max-record` option, shared by every tool that reads records.
+    public static let maxRecordRange: ClosedRange<UInt64> = UInt64(RecordLayout.headerSize + 1)...UInt64(UInt32.max)
+}

@@ -1,0 +1,80 @@
+// Buffered output: callers reserve room for a whole record or line, write into
+// it through a raw pointer, and commit. The buffer goes to its file descriptor
+// in large writes; a record or line is never split across a failed write
+// boundary by the buffer itself, and `flush` is the only place bytes leave.
+
+public final class OutputBuffer {
+    public let sink: FileDescriptor
+    private var storage: UnsafeMutableRawPointer
+    private var capacity: Int
+    public private(set) var count = 0
+    private let flushThreshold: Int
+
+    public init(sink: FileDescriptor, capacity: Int = 1 << 20) {
+        self.sink = sink
+        self.capacity = capacity
+        self.flushThreshold = capacity
+        storage = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+    }
+
+    deinit { storage.deallocate() }
+
+    /// The bytes buffered and not yet written.
+    public var pending: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: storage, count: count) }
+
+    /// Room for at least `n` more bytes, flushing first if the buffer is past its
+    /// threshold and growing it if one item is larger than the buffer.
+    @inline(__always)
+    public func reserve(_ n: Int) throws(SystemError) -> UnsafeMutableRawPointer {
+        if count &+ n > capacity { try makeRoom(n) }
+        return storage + count
+    }
+
+    @inline(__always)
+    public func commit(_ n: Int) {
+        count &+= n
+    }
+
+    public func append(_ bytes: UnsafeRawBufferPointer) throws(SystemError) {
+        guard bytes.count > 0 else { return }
+        let p = try reserve(bytes.count)
+        p.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+        commit(bytes.count)
+    }
+
+    public func append(_ bytes: [UInt8]) throws(SystemError) {
+        let p = try reserve(bytes.count)
+        bytes.withUnsafeBytes { if let base = $0.baseAddress { p.copyMemory(from: base, byteCount: $0.count) } }
+        commit(bytes.count)
+    }
+
+    public func append(_ text: String) throws(SystemError) {
+        var text = text
+        let n = text.utf8.count
+        let p = try reserve(n)
+        text.withUTF8 { p.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        commit(n)
+    }
+
+    /// Drops the last `n` buffered bytes, e.g. a partly formatted line.
+    public func unwind(to mark: Int) {
+        precondition(mark <= count)
+        count = mark
+    }
+
+    /// Writes everything buffered. On failure the buffer is unchanged.
+    public func flush() throws(SystemError) {
+        guard count > 0 else { return }
+        try sink.writeAll(UnsafeRawBufferPointer(start: storage, count: count))
+        count = 0
+    }
+
+    private func makeRoom(_ n: Int) throws(SystemError) {
+        try flush()
+        if n > capacity {
+            storage.deallocate()
+            capacity = n
+            storage = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+        }
+    }
+}
