@@ -1,6 +1,7 @@
 // Standard base64 (RFC 4648, section 4: `+/` alphabet, `=` padding), the
 // encoding of `value_b64`. Decoding is strict: whole four-character groups,
-// padding only at the very end, nothing outside the alphabet.
+// padding only at the very end, nothing outside the alphabet, and zero bits
+// where padding stands, so every value has exactly one encoding.
 
 public enum Base64 {
     private static let alphabet: StaticString = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
@@ -70,6 +71,9 @@ public enum Base64 {
                     return false
                 }
             }
+            // The bits a padded group does not carry must be zero: one
+            // encoding per value.
+            if padding == 1 && group & 0xFF != 0 || padding == 2 && group & 0xFFFF != 0 { return false }
             out.append(UInt8(truncatingIfNeeded: group >> 16))
             if padding < 2 { out.append(UInt8(truncatingIfNeeded: group >> 8)) }
             if padding < 1 { out.append(UInt8(truncatingIfNeeded: group)) }

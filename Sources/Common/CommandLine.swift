@@ -45,7 +45,16 @@ public struct Tool {
     }
 
     public func printHelp() -> Never {
-        try? FileDescriptor.standardOutput.writeAll(usage)
+        print(usage)
+    }
+
+    /// Writes `text` to stdout and exits 0, or 2 if it could not be written.
+    public func print(_ text: String) -> Never {
+        do {
+            try FileDescriptor.standardOutput.writeAll(text)
+        } catch {
+            fail(error.message, .usage)
+        }
         exit(ExitCode.success.rawValue)
     }
 
@@ -118,6 +127,17 @@ public struct Arguments {
         return String(decoding: raw[index - 1], as: UTF8.self)
     }
 
+    /// The option's value as the exact bytes given (argv need not be UTF-8).
+    public mutating func rawValue(for option: String) -> [UInt8] {
+        if let value = inlineValue {
+            inlineValue = nil
+            return Array(value.utf8)
+        }
+        guard index < raw.count else { tool.usageError("option \(option) needs a value") }
+        index += 1
+        return raw[index - 1]
+    }
+
     public mutating func unsignedValue(for option: String) -> UInt64 {
         let text = value(for: option)
         guard let number = UInt64(text) else { tool.usageError("option \(option): '\(text)' is not a non-negative integer") }
@@ -144,6 +164,17 @@ public struct Arguments {
         return Int(bytes)
     }
 
+    /// For an option that takes no value: refuses `--option=value`.
+    public mutating func flag() {
+        if inlineValue != nil { tool.usageError("option \(lastOption) takes no value") }
+    }
+
+    /// `-h`/`--help`: the usage text, unless it was given a value.
+    public mutating func help() -> Never {
+        flag()
+        tool.printHelp()
+    }
+
     public func unknown(_ option: String) -> Never {
         tool.usageError("unknown option \(option)")
     }
@@ -152,4 +183,35 @@ public struct Arguments {
 extension Tool {
     /// The `--max-record` option, shared by every tool that reads records.
     public static let maxRecordRange: ClosedRange<UInt64> = UInt64(RecordLayout.headerSize + 1)...UInt64(UInt32.max)
+}
+
+/// An error a tool can report as one line with the right exit code.
+public protocol ReportableError: Error {
+    var message: String { get }
+    var exitCode: ExitCode { get }
+}
+
+extension SystemError: ReportableError {
+    public var exitCode: ExitCode { .usage }
+}
+
+extension RecordFault: ReportableError {
+    public var exitCode: ExitCode { .dataRejected }
+}
+
+extension InputLineError: ReportableError {
+    public var exitCode: ExitCode { .dataRejected }
+}
+
+extension AppendFailure: ReportableError {
+    public var message: String { error.message }
+    public var exitCode: ExitCode { .usage }
+}
+
+extension Tool {
+    /// Reports any error as `NAME: message` with its exit code.
+    public func fail(_ error: any Error) -> Never {
+        if let error = error as? any ReportableError { fail(error.message, error.exitCode) }
+        fail("\(error)", .usage)
+    }
 }

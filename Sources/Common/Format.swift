@@ -54,16 +54,17 @@ public enum RecordLayout {
         }
         let magicBytes = withUnsafeBytes(of: magic.bigEndian) { $0.map { hex($0) }.joined(separator: " ") }
         return [
-            fixed(magicOffset, versionOffset, "magic", "bytes \(magicBytes)"),
-            fixed(versionOffset, typeOffset, "version", "\(version)"),
+            fixed(magicOffset, versionOffset, "magic",
+                  "bytes `\(magicBytes)` (0x89 then ASCII `LOG`; the high first byte keeps text from ever parsing as a record)"),
+            fixed(versionOffset, typeOffset, "version", "`\(version)`"),
             fixed(typeOffset, reservedOffset, "type",
-                  "\(RecordType.put.rawValue) PUT, \(RecordType.delete.rawValue) DELETE (tombstone); any other value is invalid"),
-            fixed(reservedOffset, keyLengthOffset, "reserved", "0; a non-zero value is invalid in version \(version)"),
+                  "`\(RecordType.put.rawValue)` PUT, `\(RecordType.delete.rawValue)` DELETE (tombstone); any other value is invalid"),
+            fixed(reservedOffset, keyLengthOffset, "reserved", "`0`; a non-zero value is invalid in version \(version)"),
             fixed(keyLengthOffset, valueLengthOffset, "key length", "u32, >= 1"),
-            fixed(valueLengthOffset, timestampOffset, "value length", "u32; 0 for DELETE"),
+            fixed(valueLengthOffset, timestampOffset, "value length", "u32; `0` for DELETE"),
             fixed(timestampOffset, checksumOffset, "timestamp", "u64, milliseconds since the Unix epoch"),
             fixed(checksumOffset, headerSize, "checksum",
-                  "CRC-32 (IEEE 802.3) of bytes 0..<\(checksumOffset) followed by the key and value bytes"),
+                  "CRC-32 (IEEE 802.3 polynomial, the one zlib's `crc32` computes) of bytes 0..<\(checksumOffset) followed by the key and value bytes"),
             Field(offset: "\(headerSize)", width: "k", name: "key", rule: "UTF-8"),
             Field(offset: "\(headerSize)+k", width: "v", name: "value", rule: "bytes (usually UTF-8)"),
         ]

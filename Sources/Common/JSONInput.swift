@@ -374,7 +374,11 @@ public final class RecordLineParser {
         if peek() == UInt8(ascii: "-") { i += 1 }
         guard let first = peek(), isDigit(first) else { throw syntax("invalid number", at: start) }
         i += 1
-        if first != UInt8(ascii: "0") { while let d = peek(), isDigit(d) { i += 1 } }
+        if first != UInt8(ascii: "0") {
+            while let d = peek(), isDigit(d) { i += 1 }
+        } else if let d = peek(), isDigit(d) {
+            throw syntax("leading zero in a number", at: i - 1)
+        }
         if peek() == UInt8(ascii: ".") {
             i += 1
             guard let d = peek(), isDigit(d) else { throw syntax("invalid number", at: start) }

@@ -28,8 +28,12 @@ public final class LineReader {
     }
 
     /// Calls `body` with each line and its 1-based number, until the input
-    /// ends or `body` throws.
-    public func forEachLine(_ body: (UnsafeRawBufferPointer, Int) throws -> Void) throws {
+    /// ends or `body` throws; `afterChunk` runs after the lines of each read,
+    /// before the next one, which may wait for input.
+    public func forEachLine(
+        _ body: (UnsafeRawBufferPointer, Int) throws -> Void,
+        afterChunk: () throws -> Void = {}
+    ) throws {
         var number = 0
         var atEnd = false
         while !atEnd {
@@ -52,6 +56,7 @@ public final class LineReader {
                 start = buffer.count
             }
             buffer.keep(from: start)
+            try afterChunk()
             if buffer.count > maxLine { throw LineTooLong(line: number + 1, limit: maxLine) }
         }
     }

@@ -8,7 +8,8 @@
 /// Why a byte range is not a valid record. The offset travels separately.
 public enum RecordError: Error, Equatable, Sendable {
     case incompleteHeader(available: Int)
-    case badMagic(UInt32)
+    /// The bytes where the magic should be: four, or fewer at the end of input.
+    case badMagic([UInt8])
     case unsupportedVersion(UInt8)
     case unknownType(UInt8)
     case nonZeroReserved(UInt16)
@@ -24,7 +25,7 @@ public enum RecordError: Error, Equatable, Sendable {
         case .incompleteHeader(let available):
             return "incomplete header: \(available) of \(RecordLayout.headerSize) bytes"
         case .badMagic(let found):
-            return "bad magic \(Hex.word(found)), expected \(Hex.word(RecordLayout.magic))"
+            return "bad magic 0x\(found.map { Hex.digits(UInt64($0), count: 2) }.joined()), expected \(Hex.word(RecordLayout.magic))"
         case .unsupportedVersion(let version):
             return "unsupported version \(version)"
         case .unknownType(let type):
@@ -74,11 +75,9 @@ public struct RecordHeader: Equatable, Sendable {
     /// a whole header) and returns the header once all of them are there.
     public static func parse(_ bytes: UnsafeRawBufferPointer, maxRecord: Int) throws(RecordError) -> RecordHeader {
         let available = bytes.count
-        guard available >= RecordLayout.versionOffset, let p = bytes.baseAddress else {
-            throw .incompleteHeader(available: available)
-        }
-        let magic = p.loadBigEndian(UInt32.self, at: RecordLayout.magicOffset)
-        guard magic == RecordLayout.magic else { throw .badMagic(magic) }
+        guard let p = bytes.baseAddress else { throw .incompleteHeader(available: 0) }
+        try checkMagic(UnsafeRawBufferPointer(rebasing: bytes.prefix(RecordLayout.versionOffset)))
+        guard available >= RecordLayout.versionOffset else { throw .incompleteHeader(available: available) }
         guard available > RecordLayout.versionOffset else { throw .incompleteHeader(available: available) }
         let version = p.load(fromByteOffset: RecordLayout.versionOffset, as: UInt8.self)
         guard version == RecordLayout.version else { throw .unsupportedVersion(version) }
@@ -101,6 +100,20 @@ public struct RecordHeader: Equatable, Sendable {
             type: type, keyLength: keyLength, valueLength: valueLength,
             timestamp: p.loadBigEndian(UInt64.self, at: RecordLayout.timestampOffset),
             checksum: p.loadBigEndian(UInt32.self, at: RecordLayout.checksumOffset))
+    }
+}
+
+extension RecordHeader {
+    /// Checks the magic, or as much of it as is there: text can never be the
+    /// start of a record, however short.
+    @inline(__always)
+    static func checkMagic(_ bytes: UnsafeRawBufferPointer) throws(RecordError) {
+        if bytes.count == RecordLayout.versionOffset {
+            if bytes.baseAddress!.loadBigEndian(UInt32.self, at: 0) == RecordLayout.magic { return }
+            throw .badMagic(Array(bytes))
+        }
+        let expected = withUnsafeBytes(of: RecordLayout.magic.bigEndian) { Array($0) }
+        if !bytes.elementsEqual(expected.prefix(bytes.count)) { throw .badMagic(Array(bytes)) }
     }
 }
 

@@ -18,7 +18,8 @@ let tool = Tool(name: "logdec", usage: """
     then "logdec: offset N: REASON" goes to stderr and the exit status is 1.
 
     options:
-      --no-verify         skip checksum and key UTF-8 checks (structure is still checked)
+      --no-verify         skip checksum and key UTF-8 checks (structure is still
+                          checked; a key that is not UTF-8 prints with U+FFFD)
       --max-record BYTES  refuse records longer than BYTES (default 64M; K, M, G)
       --format            print the record layout table and exit
       -h, --help          show this help and exit
@@ -35,14 +36,15 @@ let tool = Tool(name: "logdec", usage: """
 var arguments = Arguments(tool: tool)
 var verify = true
 var maxRecord = RecordLayout.defaultMaxRecord
+var showFormat = false
 
 while let argument = arguments.next() {
     switch argument {
     case .option("-h"), .option("--help"):
-        tool.printHelp()
+        arguments.help()
     case .option("--format"):
-        try? FileDescriptor.standardOutput.writeAll(RecordLayout.table())
-        exit(0)
+        arguments.flag()
+        showFormat = true
     case .option("--no-verify"):
         verify = false
     case .option("--max-record"):
@@ -53,6 +55,8 @@ while let argument = arguments.next() {
         arguments.unknown(option)
     }
 }
+
+if showFormat { tool.print(RecordLayout.table()) }
 
 let output = OutputBuffer(sink: .standardOutput)
 let reader = RecordReader(source: .standardInput, maxRecord: maxRecord, verify: verify)

@@ -1,0 +1,113 @@
+// Path-level operations: creating directories durably, syncing a directory
+// after a name in it changed, and telling whether a path still names the
+// file a descriptor has open.
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Which file a path or descriptor refers to, independent of its name.
+public struct FileIdentity: Equatable, Sendable {
+    public let device: UInt64
+    public let inode: UInt64
+
+    init(_ info: stat) {
+        device = UInt64(info.st_dev)
+        inode = UInt64(info.st_ino)
+    }
+}
+
+public enum FileSystem {
+    /// The directory part of a path: "." for a bare name.
+    public static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        let dir = String(path[..<slash])
+        return dir.isEmpty ? "/" : dir
+    }
+
+    /// The identity of the file at `path`, or nil if nothing is there.
+    public static func identity(of path: String) throws(SystemError) -> FileIdentity? {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            if errno == ENOENT { return nil }
+            throw SystemError(errno: errno, operation: "stat", path: path)
+        }
+        return FileIdentity(info)
+    }
+
+    public static func exists(_ path: String) -> Bool {
+        access(path, F_OK) == 0
+    }
+
+    /// `mkdir -p`, syncing each parent whose entries changed so the new
+    /// directories survive a crash.
+    public static func makeDirectories(_ path: String) throws(SystemError) {
+        if path == "." || path == "/" || path.isEmpty { return }
+        var info = stat()
+        if stat(path, &info) == 0 {
+            guard info.st_mode & S_IFMT == S_IFDIR else {
+                throw SystemError(errno: ENOTDIR, operation: "mkdir", path: path)
+            }
+            return
+        }
+        try makeDirectories(directory(of: path))
+        guard mkdir(path, 0o755) == 0 || errno == EEXIST else {
+            throw SystemError(errno: errno, operation: "mkdir", path: path)
+        }
+        try syncDirectory(directory(of: path))
+    }
+
+    /// fsync on a directory, which makes a create, rename or unlink in it durable.
+    public static func syncDirectory(_ path: String) throws(SystemError) {
+        let dir = try FileDescriptor.open(path, O_RDONLY | O_DIRECTORY)
+        defer { dir.close() }
+        try dir.sync()
+    }
+
+    public static func remove(_ path: String) throws(SystemError) {
+        guard unlink(path) == 0 || errno == ENOENT else {
+            throw SystemError(errno: errno, operation: "unlink", path: path)
+        }
+    }
+}
+
+extension FileDescriptor {
+    public func identity() throws(SystemError) -> FileIdentity {
+        var info = stat()
+        guard fstat(raw, &info) == 0 else { throw SystemError(errno: errno, operation: "stat", path: path) }
+        return FileIdentity(info)
+    }
+
+    /// Moves the read position, for sequential reads from an offset.
+    public func seek(to offset: UInt64) throws(SystemError) {
+        guard lseek(raw, off_t(offset), SEEK_SET) >= 0 else {
+            throw SystemError(errno: errno, operation: "seek", path: path)
+        }
+    }
+
+    /// An exclusive flock(2), waiting for it.
+    public func lockExclusive() throws(SystemError) {
+        guard retryingInterrupts({ flock(raw, LOCK_EX) }) == 0 else {
+            throw SystemError(errno: errno, operation: "flock", path: path)
+        }
+    }
+
+    /// An exclusive flock(2) if nobody holds one; false if somebody does.
+    public func tryLockExclusive() throws(SystemError) -> Bool {
+        if retryingInterrupts({ flock(raw, LOCK_EX | LOCK_NB) }) == 0 { return true }
+        if errno == EWOULDBLOCK { return false }
+        throw SystemError(errno: errno, operation: "flock", path: path)
+    }
+
+    public func unlock() {
+        _ = flock(raw, LOCK_UN)
+    }
+
+    /// True if input can be read without waiting.
+    public var hasInputReady: Bool {
+        var request = pollfd(fd: raw, events: Int16(POLLIN), revents: 0)
+        return poll(&request, 1, 0) > 0
+    }
+}
