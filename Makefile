@@ -2,7 +2,7 @@
 
 SWIFT   ?= swift
 PREFIX  ?= /usr/local
-TOOLS   := logenc logdec
+TOOLS   := logenc logdec logscan
 RELEASE := -c release --static-swift-stdlib
 
 DATA     ?= data
@@ -11,7 +11,17 @@ SEGMENT  ?= $(DATA)/segment-0001.dat
 INDEX    ?= $(DATA)/index.json
 FIXTURES ?= fixtures
 
-.PHONY: all build test unit golden demo install clean help
+.PHONY: all build test unit golden demo install clean help put delete scan inspect
+
+# KEY, VALUE and OFFSET reach the recipes through the environment, unexpanded,
+# so keys with spaces, quotes or dollar signs pass through make and the shell
+# unchanged.
+VALUE_GIVEN := $(if $(filter undefined,$(origin VALUE)),,yes)
+override KEY := $(value KEY)
+override VALUE := $(value VALUE)
+override OFFSET := $(value OFFSET)
+export KEY VALUE OFFSET
+SOURCES := Package.swift $(shell find Sources -name '*.swift')
 
 all: build
 
@@ -19,6 +29,10 @@ help:
 	@echo "make build     release build (static Swift stdlib), tools linked into bin/"
 	@echo "make test      unit tests (Swift Testing) and golden tests (Tests/golden)"
 	@echo "make demo      encode, decode and hex-dump the fixture records"
+	@echo "make put KEY=k VALUE=v   append a PUT to SEGMENT=$(SEGMENT)"
+	@echo "make delete KEY=k        append a DELETE (tombstone) to SEGMENT"
+	@echo "make scan                print every record of SEGMENT as JSON lines"
+	@echo "make inspect OFFSET=n    print the record at address n of SEGMENT"
 	@echo "make install   copy the tools to PREFIX/bin (PREFIX=$(PREFIX))"
 	@echo "make clean     remove build output, bin/, data/ and reports/"
 
@@ -27,6 +41,7 @@ build:
 	@mkdir -p bin
 	@dir=$$($(SWIFT) build $(RELEASE) --show-bin-path) && \
 	  for t in $(TOOLS); do ln -sf "$$dir/$$t" bin/$$t; done
+	@touch bin/.built
 
 # Both suites always run; the target fails if either does.
 test: build
@@ -58,6 +73,25 @@ demo: build
 	@echo
 	@echo '$$ bin/logdec --format'
 	@bin/logdec --format
+
+# The data targets rebuild the tools only when a source changed.
+bin/.built: $(SOURCES)
+	@$(MAKE) --no-print-directory build
+
+put: bin/.built
+	@test -n "$$KEY" -a -n "$(VALUE_GIVEN)" || { echo "usage: make put KEY=key VALUE=value" >&2; exit 2; }
+	bin/logenc -a $(SEGMENT) -- "$$KEY" "$$VALUE"
+
+delete: bin/.built
+	@test -n "$$KEY" || { echo "usage: make delete KEY=key" >&2; exit 2; }
+	bin/logenc -a $(SEGMENT) -d "$$KEY"
+
+scan: bin/.built
+	bin/logscan $(SEGMENT)
+
+inspect: bin/.built
+	@test -n "$$OFFSET" || { echo "usage: make inspect OFFSET=n" >&2; exit 2; }
+	bin/logscan --at "$$OFFSET" $(SEGMENT)
 
 install: build
 	install -d $(PREFIX)/bin

@@ -211,7 +211,7 @@ public final class RecordLineParser {
             if b == UInt8(ascii: "\\") {
                 scratch.removeAll()
                 scratch.append(p + start, i - start)
-                return try escapedString(into: scratch)
+                return try escapedString(into: scratch, quote: start - 1)
             }
             try plainCharacter(b)
         }
@@ -219,8 +219,7 @@ public final class RecordLineParser {
     }
 
     /// Continues a string that has escapes, decoding it into `scratch`.
-    private func escapedString(into scratch: ByteBuffer) throws(JSONLineError) -> UnsafeRawBufferPointer {
-        let start = i
+    private func escapedString(into scratch: ByteBuffer, quote: Int) throws(JSONLineError) -> UnsafeRawBufferPointer {
         while i < end {
             let b = byte(i)
             if b == UInt8(ascii: "\"") {
@@ -228,14 +227,14 @@ public final class RecordLineParser {
                 return scratch.bytes
             }
             if b == UInt8(ascii: "\\") {
-                try escape(into: scratch)
+                try escape(into: scratch, quote: quote)
                 continue
             }
             let runStart = i
             try plainCharacter(b)
             scratch.append(p + runStart, i - runStart)
         }
-        throw syntax("unterminated string", at: start)
+        throw syntax("unterminated string", at: quote)
     }
 
     /// Steps over one unescaped character of a string, checking it.
@@ -248,10 +247,10 @@ public final class RecordLineParser {
         i += length
     }
 
-    private func escape(into scratch: ByteBuffer) throws(JSONLineError) {
+    private func escape(into scratch: ByteBuffer, quote: Int) throws(JSONLineError) {
         let start = i
         i += 1
-        guard let c = peek() else { throw syntax("unterminated string", at: start) }
+        guard let c = peek() else { throw syntax("unterminated string", at: quote) }
         i += 1
         switch c {
         case UInt8(ascii: "\""): scratch.append(0x22)

@@ -23,11 +23,11 @@ public enum RecordJSON {
         }
     }
 
-    public static func write(_ record: RecordView, offset: UInt64, shape: Shape, to out: OutputBuffer) throws(SystemError) {
+    public static func write<Buffer: LineBuffer>(_ record: RecordView, offset: UInt64, shape: Shape, to out: Buffer) throws(SystemError) {
         let keyCount = record.key.count
         let valueCount = shape.includeValue ? record.value.count : 0
         let worstCase = 192 + (shape.segment?.count ?? 0) + 6 * keyCount + max(6 * valueCount, (valueCount + 2) / 3 * 4)
-        let start = try out.reserve(worstCase)
+        let start = try out.room(for: worstCase)
         var p = start
         if let segment = shape.segment {
             p.put("{\"segment\":")
@@ -56,6 +56,32 @@ public enum RecordJSON {
         p.putHex(record.checksum)
         p.put("\"}\n")
         out.commit(p - start)
+    }
+}
+
+/// Somewhere to format lines in place: reserve room, write, commit.
+public protocol LineBuffer: AnyObject {
+    func room(for n: Int) throws(SystemError) -> UnsafeMutableRawPointer
+    func commit(_ n: Int)
+}
+
+extension OutputBuffer: LineBuffer {
+    @inline(__always)
+    public func room(for n: Int) throws(SystemError) -> UnsafeMutableRawPointer {
+        try reserve(n)
+    }
+}
+
+extension ByteBuffer: LineBuffer {
+    @inline(__always)
+    public func room(for n: Int) -> UnsafeMutableRawPointer {
+        reserve(n)
+        return base + count
+    }
+
+    @inline(__always)
+    public func commit(_ n: Int) {
+        count &+= n
     }
 }
 

@@ -47,11 +47,13 @@ public final class LineReader {
                 guard let newline = memchr(base + start, 0x0A, buffer.count - start) else { break }
                 let end = UnsafeRawPointer(newline) - base
                 number += 1
+                if end - start > maxLine { throw LineTooLong(line: number, limit: maxLine) }
                 try body(UnsafeRawBufferPointer(start: base + start, count: end - start), number)
                 start = end + 1
             }
             if atEnd && start < buffer.count {
                 number += 1
+                if buffer.count - start > maxLine { throw LineTooLong(line: number, limit: maxLine) }
                 try body(UnsafeRawBufferPointer(start: base + start, count: buffer.count - start), number)
                 start = buffer.count
             }

@@ -58,12 +58,15 @@ public final class RecordReader {
         while position < count {
             let available = UnsafeRawBufferPointer(start: base + position, count: count - position)
             let offset = bufferOffset + UInt64(position)
+            // Only the end of the input can cut a header short; until then,
+            // wait for all of it so that errors do not depend on read sizes.
+            if available.count < RecordLayout.headerSize && !atEnd {
+                needed = RecordLayout.headerSize
+                return position
+            }
             let header: RecordHeader
             do {
                 header = try RecordHeader.parse(available, maxRecord: maxRecord)
-            } catch .incompleteHeader where !atEnd {
-                needed = RecordLayout.headerSize
-                return position
             } catch {
                 throw RecordFault(offset: offset, error: error)
             }

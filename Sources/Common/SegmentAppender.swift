@@ -102,11 +102,24 @@ public final class SegmentAppender {
         return start
     }
 
+    /// Makes everything appended so far durable.
+    public func sync() throws(SystemError) {
+        try file.sync()
+    }
+
+    /// Starts writing appended bytes to disk in the background (see
+    /// `FileDescriptor.startWriteback`).
+    public func startWriteback(offset: UInt64, count: Int) {
+        file.startWriteback(offset: offset, count: count)
+    }
+
     /// A compaction may have renamed a new segment over the path since this
     /// file was opened: follow the path, not the old inode.
     private func reopenIfReplaced() throws(SystemError) {
         let current = try FileSystem.identity(of: path)
         if current != (try file.identity()) {
+            // Whatever went to the old file must not depend on the kernel.
+            try file.sync()
             file.close()
             file = try SegmentAppender.openSegment(path)
         }

@@ -5,28 +5,36 @@ protocol RecordSink {
     /// How many bytes of records to gather before writing them out even while
     /// more input is ready.
     var batchLimit: Int { get }
-    /// Writes the whole batch out and empties it.
-    func write(_ batch: ByteBuffer) throws
+    /// Writes the whole batch out and empties it. `idle` says the tool is about
+    /// to wait for input (or has none left): nothing may stay pending.
+    func write(_ batch: ByteBuffer, idle: Bool) throws
 }
 
 /// Binary records to stdout.
 struct StreamSink: RecordSink {
     var batchLimit: Int { 1 << 20 }
 
-    func write(_ batch: ByteBuffer) throws {
+    func write(_ batch: ByteBuffer, idle: Bool) throws {
         try FileDescriptor.standardOutput.writeAll(batch.bytes)
         batch.removeAll()
     }
 }
 
 /// Records appended to a segment, each batch under the writers' lock, then
-/// their addresses printed on stdout. With `each`, every record is its own
-/// batch, synced before its address is printed.
+/// their addresses printed on stdout.
+///
+/// With `batch`, a batch's addresses wait until it is fsynced. To keep the
+/// disk and the CPU busy at once, the fsync of batch N happens just before
+/// batch N+1 is written: N's writeback is started at once and runs while N+1
+/// is encoded. When the input is idle or ends, everything is synced and
+/// printed before the tool waits. With `each`, every record is its own batch,
+/// synced before its address is printed.
 final class SegmentSink: RecordSink {
     private let appender: SegmentAppender
     private let sync: SyncMode
-    private let addresses = OutputBuffer(sink: .standardOutput)
     private let shape: RecordJSON.Shape
+    /// Address lines of records written but not yet synced.
+    private let pending = ByteBuffer(capacity: 1 << 20)
 
     init(path: String, sync: SyncMode) throws(SystemError) {
         appender = try SegmentAppender(path: path)
@@ -38,35 +46,52 @@ final class SegmentSink: RecordSink {
     /// is held for a fraction of a second.
     var batchLimit: Int { 8 << 20 }
 
-    func write(_ batch: ByteBuffer) throws {
+    func write(_ batch: ByteBuffer, idle: Bool) throws {
         defer { batch.removeAll() }
-        if sync == .each {
+        switch sync {
+        case .each:
             var position = 0
             for record in RecordSequence(batch.bytes) {
-                try append(UnsafeRawBufferPointer(rebasing: batch.bytes[position..<(position + record.length)]))
+                try append(UnsafeRawBufferPointer(rebasing: batch.bytes[position..<(position + record.length)]), durable: true)
                 position += record.length
             }
-        } else if batch.count > 0 {
-            try append(batch.bytes)
+        case .batch:
+            try printPending(syncFirst: true)
+            if batch.count > 0 { try append(batch.bytes, durable: idle) }
+        case .none:
+            if batch.count > 0 { try append(batch.bytes, durable: false) }
         }
     }
 
-    private func append(_ records: UnsafeRawBufferPointer) throws {
+    /// Appends records and queues their address lines; with `durable`, syncs
+    /// and prints them now, otherwise (batch mode) starts their writeback.
+    private func append(_ records: UnsafeRawBufferPointer, durable: Bool) throws {
         do {
-            let offset = try appender.append(records, sync: sync != .none)
-            try printAddresses(of: records, at: offset)
+            let offset = try appender.append(records, sync: durable)
+            try queueAddresses(of: records, at: offset)
+            if sync == .batch && !durable { appender.startWriteback(offset: offset, count: records.count) }
+            if durable || sync == .none { try printPending(syncFirst: false) }
         } catch let failure as AppendFailure {
-            try printAddresses(of: UnsafeRawBufferPointer(rebasing: records[0..<failure.appended]), at: failure.offset)
+            // The records before the failure are in the segment; report them,
+            // synced if the mode promises it, then the error.
+            try queueAddresses(of: UnsafeRawBufferPointer(rebasing: records[0..<failure.appended]), at: failure.offset)
+            try? printPending(syncFirst: sync != .none)
             throw failure
         }
     }
 
-    private func printAddresses(of records: UnsafeRawBufferPointer, at offset: UInt64) throws {
+    private func queueAddresses(of records: UnsafeRawBufferPointer, at offset: UInt64) throws {
         var position = 0
         for record in RecordSequence(records) {
-            try RecordJSON.write(record, offset: offset + UInt64(position), shape: shape, to: addresses)
+            try RecordJSON.write(record, offset: offset + UInt64(position), shape: shape, to: pending)
             position += record.length
         }
-        try addresses.flush()
+    }
+
+    private func printPending(syncFirst: Bool) throws {
+        guard pending.count > 0 else { return }
+        if syncFirst { try appender.sync() }
+        try FileDescriptor.standardOutput.writeAll(pending.bytes)
+        pending.removeAll()
     }
 }

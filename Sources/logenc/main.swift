@@ -126,14 +126,13 @@ do {
         single.withUnsafeBytes { batch.append($0.baseAddress!, $0.count) }
     } else {
         try encoder.encodeLines(from: .standardInput, into: batch) {
-            if batch.count >= sink.batchLimit || !FileDescriptor.standardInput.hasInputReady {
-                try sink.write(batch)
-            }
+            let idle = !FileDescriptor.standardInput.hasInputReady
+            if idle || batch.count >= sink.batchLimit { try sink.write(batch, idle: idle) }
         }
     }
-    try sink.write(batch)
+    try sink.write(batch, idle: true)
 } catch let error as InputLineError {
-    do { try sink.write(batch) } catch { tool.fail(error) }
+    do { try sink.write(batch, idle: true) } catch { tool.fail(error) }
     tool.fail(error)
 } catch {
     tool.fail(error)

@@ -1,0 +1,87 @@
+// Reading a segment file: a sequential scan from an offset, or one record at
+// an address with two positioned reads (header, then the rest). Readers take
+// no lock: records are only ever appended, so a reader sees a prefix of the
+// segment, at worst ending in a record still being written, which it reports
+// as incomplete rather than guessing.
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// An address outside the segment.
+public struct OffsetBeyondEnd: Error, ReportableError {
+    public let path: String
+    public let offset: UInt64
+    public let size: UInt64
+
+    public var message: String { "\(path): offset \(offset): beyond the end of the segment (\(size) bytes)" }
+    public var exitCode: ExitCode { .dataRejected }
+}
+
+/// A record fault in a named segment: `SEG: offset N: reason`.
+public struct SegmentFault: Error, ReportableError {
+    public let path: String
+    public let fault: RecordFault
+
+    public var message: String { "\(path): \(fault.message)" }
+    public var exitCode: ExitCode { .dataRejected }
+}
+
+public final class SegmentReader {
+    public let path: String
+    public let file: FileDescriptor
+    /// The size when the segment was opened; a scan may see more.
+    public let size: UInt64
+
+    public init(path: String) throws(SystemError) {
+        self.path = path
+        file = try FileDescriptor.open(path, O_RDONLY)
+        do {
+            size = try file.size()
+        } catch {
+            file.close()
+            throw error
+        }
+    }
+
+    deinit { file.close() }
+
+    /// Calls `body` with every valid record from `offset` on; throws a
+    /// SegmentFault at the first damaged one.
+    public func scan(from offset: UInt64 = 0, maxRecord: Int, verify: Bool, _ body: (RecordView, UInt64) throws -> Void) throws {
+        guard offset <= size else { throw OffsetBeyondEnd(path: path, offset: offset, size: size) }
+        try file.seek(to: offset)
+        _ = posix_fadvise(file.raw, off_t(offset), 0, Int32(POSIX_FADV_SEQUENTIAL))
+        let reader = RecordReader(source: file, maxRecord: maxRecord, verify: verify, startOffset: offset, chunk: 4 << 20)
+        do {
+            try reader.forEach(body)
+        } catch let fault as RecordFault {
+            throw SegmentFault(path: path, fault: fault)
+        }
+    }
+
+    /// The record at `offset`, read into `buffer` and borrowed from it.
+    public func record(at offset: UInt64, maxRecord: Int, verify: Bool, buffer: ByteBuffer) throws -> RecordView {
+        guard offset < size else { throw OffsetBeyondEnd(path: path, offset: offset, size: size) }
+        buffer.removeAll()
+        buffer.reserve(RecordLayout.headerSize)
+        let headerBytes = try file.read(at: offset, into: UnsafeMutableRawBufferPointer(start: buffer.base, count: RecordLayout.headerSize))
+        let header: RecordHeader
+        do {
+            header = try RecordHeader.parse(UnsafeRawBufferPointer(start: buffer.base, count: headerBytes), maxRecord: maxRecord)
+        } catch {
+            throw SegmentFault(path: path, fault: RecordFault(offset: offset, error: error))
+        }
+        buffer.reserve(header.length)
+        let rest = UnsafeMutableRawBufferPointer(start: buffer.base + RecordLayout.headerSize, count: header.length - RecordLayout.headerSize)
+        let restBytes = try file.read(at: offset + UInt64(RecordLayout.headerSize), into: rest)
+        buffer.count = RecordLayout.headerSize + restBytes
+        do {
+            return try RecordView.parse(buffer.bytes, maxRecord: maxRecord, verify: verify)
+        } catch {
+            throw SegmentFault(path: path, fault: RecordFault(offset: offset, error: error))
+        }
+    }
+}
