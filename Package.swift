@@ -8,6 +8,7 @@ let package = Package(
         .target(name: "Common"),
         .executableTarget(name: "logenc", dependencies: ["Common"]),
         .executableTarget(name: "logdec", dependencies: ["Common"]),
+        .executableTarget(name: "logscan", dependencies: ["Common"]),
         .testTarget(name: "CommonTests", dependencies: ["Common"]),
     ]
 )
