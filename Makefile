@@ -2,7 +2,7 @@
 
 SWIFT   ?= swift
 PREFIX  ?= /usr/local
-TOOLS   := logenc logdec logscan
+TOOLS   := logenc logdec logscan logidx
 RELEASE := -c release --static-swift-stdlib
 
 DATA     ?= data

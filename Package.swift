@@ -9,6 +9,7 @@ let package = Package(
         .executableTarget(name: "logenc", dependencies: ["Common"]),
         .executableTarget(name: "logdec", dependencies: ["Common"]),
         .executableTarget(name: "logscan", dependencies: ["Common"]),
+        .executableTarget(name: "logidx", dependencies: ["Common"]),
         .testTarget(name: "CommonTests", dependencies: ["Common"]),
     ]
 )

@@ -127,3 +127,10 @@ public func currentTimeMillis() -> UInt64 {
     clock_gettime(CLOCK_REALTIME, &now)
     return UInt64(now.tv_sec) &* 1000 &+ UInt64(now.tv_nsec / 1_000_000)
 }
+
+/// A monotonic clock in microseconds, for durations.
+public func monotonicMicroseconds() -> UInt64 {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return UInt64(now.tv_sec) &* 1_000_000 &+ UInt64(now.tv_nsec / 1000)
+}

@@ -66,6 +66,68 @@ public enum FileSystem {
         try dir.sync()
     }
 
+    /// The absolute, symlink-free form of a path that exists; for one that
+    /// does not, the working directory joined with it.
+    public static func absolutePath(_ path: String) -> String {
+        if let resolved = realpath(path, nil) {
+            defer { free(resolved) }
+            return String(cString: resolved)
+        }
+        if path.hasPrefix("/") { return path }
+        return currentDirectory() + "/" + path
+    }
+
+    public static func currentDirectory() -> String {
+        guard let cwd = getcwd(nil, 0) else { return "." }
+        defer { free(cwd) }
+        return String(cString: cwd)
+    }
+
+    /// `path` (absolute) as seen from `directory` (absolute).
+    public static func relativePath(to path: String, from directory: String) -> String {
+        let target = path.split(separator: "/", omittingEmptySubsequences: true)
+        let base = directory.split(separator: "/", omittingEmptySubsequences: true)
+        var common = 0
+        while common < target.count && common < base.count && target[common] == base[common] { common += 1 }
+        let up = Array(repeating: "..", count: base.count - common)
+        let parts = up + target[common...].map(String.init)
+        return parts.isEmpty ? "." : parts.joined(separator: "/")
+    }
+
+    /// Where an open descriptor's file is, if it is a regular file with a name.
+    public static func pathOfRegularFile(_ file: FileDescriptor) -> String? {
+        var info = stat()
+        guard fstat(file.raw, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return nil }
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = readlink("/proc/self/fd/\(file.raw)", &buffer, Int(PATH_MAX))
+        guard n > 0 else { return nil }
+        let path = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return path.hasPrefix("/") ? path : nil
+    }
+
+    /// Writes a file atomically: a temporary file in the same directory,
+    /// fsynced, renamed over `path`, and the directory fsynced. A crash leaves
+    /// the old file or the new one, never a part.
+    public static func writeAtomically(_ path: String, _ body: (FileDescriptor) throws -> Void) throws {
+        let directory = directory(of: path)
+        let name = path.split(separator: "/").last.map(String.init) ?? path
+        let temporary = (directory == "." ? "" : directory + "/") + ".\(name).tmp-\(getpid())"
+        let file = try FileDescriptor.open(temporary, O_WRONLY | O_CREAT | O_TRUNC)
+        var closed = false
+        do {
+            try body(file)
+            try file.sync()
+            file.close()
+            closed = true
+            guard rename(temporary, path) == 0 else { throw SystemError(errno: errno, operation: "rename", path: path) }
+            try syncDirectory(directory)
+        } catch {
+            if !closed { file.close() }
+            try? remove(temporary)
+            throw error
+        }
+    }
+
     public static func remove(_ path: String) throws(SystemError) {
         guard unlink(path) == 0 || errno == ENOENT else {
             throw SystemError(errno: errno, operation: "unlink", path: path)

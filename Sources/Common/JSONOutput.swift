@@ -16,25 +16,35 @@ public enum RecordJSON {
         /// The JSON string (quotes included) of the segment path, or nil.
         public var segment: [UInt8]?
         public var includeValue: Bool
+        /// A leading `"status":"..."` field, for lookup results.
+        public var status: StaticString?
 
-        public init(segment: String?, includeValue: Bool) {
+        public init(segment: String?, includeValue: Bool, status: StaticString? = nil) {
             self.segment = segment.map { JSONText.quoted($0) }
             self.includeValue = includeValue
+            self.status = status
         }
     }
 
     public static func write<Buffer: LineBuffer>(_ record: RecordView, offset: UInt64, shape: Shape, to out: Buffer) throws(SystemError) {
         let keyCount = record.key.count
         let valueCount = shape.includeValue ? record.value.count : 0
-        let worstCase = 192 + (shape.segment?.count ?? 0) + 6 * keyCount + max(6 * valueCount, (valueCount + 2) / 3 * 4)
+        let worstCase = 224 + (shape.segment?.count ?? 0) + 6 * keyCount + max(6 * valueCount, (valueCount + 2) / 3 * 4)
         let start = try out.room(for: worstCase)
         var p = start
+        if let status = shape.status {
+            p.put("{\"status\":\"")
+            p.put(status)
+            p.put("\",")
+        } else {
+            p.put("{")
+        }
         if let segment = shape.segment {
-            p.put("{\"segment\":")
+            p.put("\"segment\":")
             segment.withUnsafeBytes { p.put($0) }
             p.put(",\"offset\":")
         } else {
-            p.put("{\"offset\":")
+            p.put("\"offset\":")
         }
         p.putDecimal(offset)
         p.put(",\"length\":")

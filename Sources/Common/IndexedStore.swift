@@ -1,0 +1,124 @@
+// Key lookups through an index, correct even when the index is stale.
+//
+// Before the first lookup, each indexed segment is compared with what the
+// index recorded, at the cost of one stat and one positioned read:
+//
+// - same size, and the record at `last_offset` still has `last_checksum`:
+//   the index is current (`persisted`);
+// - larger, and that record still matches: records were appended since; the
+//   tail from the indexed size is scanned and applied on top (`persisted+tail`);
+// - smaller, or that record differs: this is not the segment that was indexed
+//   (truncated, replaced, compacted); every indexed segment is replayed in
+//   full and the index is not used (`replay`).
+//
+// Nothing is ever written: a stale index stays as it was until it is rebuilt.
+
+/// How the store answers lookups.
+public enum LookupMode: String, Sendable {
+    case persisted
+    case persistedWithTail = "persisted+tail"
+    case replay
+}
+
+/// The newest record of a key, or why there is none.
+public enum LookupResult {
+    case found(RecordView, segment: String, offset: UInt64)
+    case deleted(RecordView, segment: String, offset: UInt64)
+    case missing
+}
+
+public final class IndexedStore {
+    public let index: IndexFile
+    public private(set) var mode = LookupMode.persisted
+    /// Microseconds spent scanning tails or replaying segments.
+    public private(set) var catchUpMicroseconds: UInt64 = 0
+    private let readers: [SegmentReader]
+    private let maxRecord: Int
+    /// Records newer than the index (tail), or all records (replay), by key.
+    private var overlay: [[UInt8]: IndexLocation] = [:]
+    private let recordBuffer = ByteBuffer()
+
+    /// Opens the index and its segments and brings lookups up to date;
+    /// `warn` hears why a segment is replayed.
+    public init(indexPath: String, maxRecord: Int, warn: (String) -> Void) throws {
+        index = try IndexFile(path: indexPath)
+        self.maxRecord = maxRecord
+        readers = try index.segments.map { segment throws(SystemError) in try SegmentReader(path: segment.path) }
+        let started = monotonicMicroseconds()
+        try catchUp(warn: warn)
+        catchUpMicroseconds = monotonicMicroseconds() - started
+    }
+
+    private func catchUp(warn: (String) -> Void) throws {
+        var tails: [Int] = []
+        for (n, segment) in index.segments.enumerated() {
+            let reader = readers[n]
+            if let reason = try mismatch(segment, reader) {
+                warn("\(segment.path): \(reason); replaying the segments in full")
+                try replay()
+                return
+            }
+            if reader.size > segment.size { tails.append(n) }
+        }
+        guard !tails.isEmpty else { return }
+        mode = .persistedWithTail
+        for n in tails { try apply(segment: n, from: index.segments[n].size) }
+    }
+
+    /// Why `reader` is not the segment the index describes, or nil.
+    private func mismatch(_ segment: IndexedSegment, _ reader: SegmentReader) throws -> String? {
+        if reader.size < segment.size {
+            return "segment is smaller than indexed (\(reader.size) bytes, indexed \(segment.size))"
+        }
+        guard segment.size > 0 else { return nil }
+        let last: RecordView
+        do {
+            last = try reader.record(at: segment.lastOffset, maxRecord: maxRecord, verify: true, buffer: recordBuffer)
+        } catch let error as ReportableError where error.exitCode == .dataRejected {
+            return "the last indexed record is gone (\(error.message))"
+        }
+        if last.checksum != segment.lastChecksum || segment.lastOffset + UInt64(last.length) != segment.size {
+            return "the record at offset \(segment.lastOffset) is not the one indexed (checksum \(Hex.word(last.checksum)), indexed \(Hex.word(segment.lastChecksum)))"
+        }
+        return nil
+    }
+
+    private func replay() throws {
+        mode = .replay
+        overlay = [:]
+        for n in index.segments.indices { try apply(segment: n, from: 0) }
+    }
+
+    private func apply(segment n: Int, from offset: UInt64) throws {
+        try readers[n].scan(from: offset, maxRecord: maxRecord, verify: true) { record, offset in
+            overlay[Array(record.key)] = IndexLocation(
+                type: record.type, segment: n, offset: offset, length: UInt64(record.length), timestamp: record.timestamp)
+        }
+    }
+
+    /// The newest record of `key`. The record is read and verified; it is
+    /// borrowed from a buffer the next lookup reuses.
+    public func lookup(_ key: UnsafeRawBufferPointer) throws -> LookupResult {
+        let location: IndexLocation?
+        if mode == .replay {
+            location = overlay[Array(key)]
+        } else if !overlay.isEmpty, let newer = overlay[Array(key)] {
+            location = newer
+        } else {
+            location = try index.find(key)
+        }
+        guard let location else { return .missing }
+        let reader = readers[location.segment]
+        let record = try reader.record(at: location.offset, maxRecord: maxRecord, verify: true, buffer: recordBuffer)
+        guard record.key.elementsEqual(key), UInt64(record.length) == location.length else {
+            throw IndexError(path: index.path, reason: "the entry for a key points at \(reader.path) offset \(location.offset), which holds another record; rebuild the index")
+        }
+        switch record.type {
+        case .put: return .found(record, segment: reader.path, offset: location.offset)
+        case .delete: return .deleted(record, segment: reader.path, offset: location.offset)
+        }
+    }
+
+    /// The total size of the indexed segments as they are now.
+    public var segmentBytes: UInt64 { readers.reduce(0) { $0 + $1.size } }
+}
