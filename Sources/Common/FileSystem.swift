@@ -171,7 +171,7 @@ extension FileDescriptor {
     /// without waiting, so a later fsync finds less to do. Advisory only:
     /// durability still comes from `sync()`.
     public func startWriteback(offset: UInt64, count: Int) {
-        _ = syncFileRange?(raw, Int64(offset), Int64(count), 2 /* SYNC_FILE_RANGE_WRITE */)
+        _ = syncFileRange(raw, Int64(offset), Int64(count), 2 /* SYNC_FILE_RANGE_WRITE */)
     }
 
     /// True if input can be read without waiting.
@@ -181,9 +181,8 @@ extension FileDescriptor {
     }
 }
 
-/// Linux's sync_file_range(2), looked up at run time: the C library declares
-/// it only under _GNU_SOURCE, which the Swift Glibc module does not set.
-private let syncFileRange: (@convention(c) (Int32, Int64, Int64, UInt32) -> Int32)? = {
-    guard let symbol = dlsym(nil, "sync_file_range") else { return nil }
-    return unsafeBitCast(symbol, to: (@convention(c) (Int32, Int64, Int64, UInt32) -> Int32).self)
-}()
+/// Linux's sync_file_range(2). The C library declares it only under
+/// _GNU_SOURCE, which the Swift Glibc module does not set, so it is bound by
+/// name; its arguments are plain integers, passed as C passes them.
+@_silgen_name("sync_file_range")
+private func syncFileRange(_ fd: Int32, _ offset: Int64, _ count: Int64, _ flags: UInt32) -> Int32

@@ -192,6 +192,12 @@ public enum IndexFormat {
     public static let version: UInt64 = 1
 }
 
+@inline(__always)
+func compareBytes(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Int {
+    guard let x = a.baseAddress, let y = b.baseAddress else { return a.count == b.count ? 0 : (a.count < b.count ? -1 : 1) }
+    return compareBytes(x, a.count, y, b.count)
+}
+
 /// memcmp order, shorter first on a common prefix: the order of UTF-8 bytes.
 @inline(__always)
 func compareBytes(_ a: UnsafeRawPointer, _ aCount: Int, _ b: UnsafeRawPointer, _ bCount: Int) -> Int {

@@ -87,40 +87,88 @@ public final class IndexFile {
         if let mapping { munmap(UnsafeMutableRawPointer(mutating: mapping), mappedSize) }
     }
 
-    /// The entry of `key`, by binary search over the entry lines.
+    /// The entry of `key`, by binary search over all entry lines.
     public func find(_ key: UnsafeRawBufferPointer) throws -> IndexLocation? {
-        guard let base = mapping, entriesEnd > entriesStart else { return nil }
-        var low = entriesStart
+        try search(key, from: entriesStart, to: entriesEnd).location
+    }
+
+    /// Looks up keys in ascending order cheaply: `position` starts at 0 and
+    /// carries where the previous key was found, and the search gallops
+    /// forward from there, so neighbouring keys cost a few nearby probes.
+    public func find(_ key: UnsafeRawBufferPointer, after position: inout Int) throws -> IndexLocation? {
+        guard let base = mapping else { return nil }
+        var low = max(position, entriesStart)
+        var step = 256
         var high = entriesEnd
+        while low < entriesEnd {
+            let probe = nextLine(base, from: min(low + step, entriesEnd) - 1, before: entriesEnd)
+            if probe >= entriesEnd { break }
+            let probeEnd = min(nextLine(base, from: probe, before: entriesEnd), entriesEnd + 1) - 1
+            let order = compareBytes(try self.key(at: probe, end: probeEnd), key)
+            if order >= 0 {
+                high = probeEnd + 1
+                break
+            }
+            low = probeEnd + 1
+            step *= 2
+        }
+        let result = try search(key, from: low, to: min(high, entriesEnd))
+        position = result.position
+        return result.location
+    }
+
+    /// Binary search in the lines within `low..<high`; `low` is a line start.
+    /// Each probe reads the first line that starts at or after the middle (or
+    /// at `low` if none does before `high`), so the range shrinks every step
+    /// and only forward scans are needed. Returns the entry and the start of
+    /// its line, or nil and where the key would be.
+    private func search(_ key: UnsafeRawBufferPointer, from low: Int, to high: Int) throws -> (location: IndexLocation?, position: Int) {
+        guard let base = mapping, high > low else { return (nil, low) }
+        var low = low
+        var high = high
         while low < high {
             let middle = low + (high - low) / 2
-            var lineStart = middle
-            while lineStart > low && base.load(fromByteOffset: lineStart - 1, as: UInt8.self) != 0x0A { lineStart -= 1 }
-            var lineEnd = middle
-            while lineEnd < high && base.load(fromByteOffset: lineEnd, as: UInt8.self) != 0x0A { lineEnd += 1 }
-            let line = UnsafeRawBufferPointer(start: base + lineStart, count: lineEnd - lineStart)
-            let lineKey: UnsafeRawBufferPointer
-            do {
-                lineKey = try lines.key(of: line)
-            } catch {
-                throw IndexError(path: path, reason: "byte \(lineStart): \(error.message)")
-            }
-            let order = compareBytes(lineKey.baseAddress ?? base, lineKey.count, key.baseAddress ?? base, key.count)
-            if order == 0 {
-                let location: IndexLocation
-                do {
-                    location = try lines.location(of: line)
-                } catch {
-                    throw IndexError(path: path, reason: "byte \(lineStart): \(error.message)")
-                }
-                guard location.segment < segments.count else {
-                    throw IndexError(path: path, reason: "byte \(lineStart): segment \(location.segment) is not in the header")
-                }
-                return location
-            }
+            var lineStart = middle == low ? low : nextLine(base, from: middle - 1, before: high)
+            if lineStart >= high { lineStart = low }
+            let lineEnd = min(nextLine(base, from: lineStart, before: high), high + 1) - 1
+            let order = compareBytes(try self.key(at: lineStart, end: lineEnd), key)
+            if order == 0 { return (try location(at: lineStart, end: lineEnd), lineStart) }
             if order < 0 { low = lineEnd + 1 } else { high = lineStart }
         }
-        return nil
+        return (nil, low)
+    }
+
+    private func line(_ start: Int, _ end: Int) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: mapping! + start, count: end - start)
+    }
+
+    private func key(at start: Int, end: Int) throws -> UnsafeRawBufferPointer {
+        do {
+            return try lines.key(of: line(start, end))
+        } catch {
+            throw IndexError(path: path, reason: "byte \(start): \(error.message)")
+        }
+    }
+
+    private func location(at start: Int, end: Int) throws -> IndexLocation {
+        let location: IndexLocation
+        do {
+            location = try lines.location(of: line(start, end))
+        } catch {
+            throw IndexError(path: path, reason: "byte \(start): \(error.message)")
+        }
+        guard location.segment < segments.count else {
+            throw IndexError(path: path, reason: "byte \(start): segment \(location.segment) is not in the header")
+        }
+        return location
+    }
+
+    /// The position after the first newline at or after `position`, or
+    /// `limit + 1` if there is none before `limit`.
+    @inline(__always)
+    private func nextLine(_ base: UnsafeRawPointer, from position: Int, before limit: Int) -> Int {
+        guard position < limit, let newline = memchr(base + position, 0x0A, limit - position) else { return limit + 1 }
+        return UnsafeRawPointer(newline) - base + 1
     }
 }
 
@@ -130,14 +178,15 @@ final class IndexLineParser: JSONCursor {
 
     /// The key of an entry line, which starts `{"key":"`.
     func key(of line: UnsafeRawBufferPointer) throws(JSONLineError) -> UnsafeRawBufferPointer {
-        guard start(line), line.starts(with: Self.prefix) else {
+        let prefix: StaticString = "{\"key\":\""
+        guard start(line), line.count > prefix.utf8CodeUnitCount,
+              memcmpEqual(line.baseAddress!, prefix.utf8Start, prefix.utf8CodeUnitCount)
+        else {
             throw JSONLineError(column: nil, reason: "not an index entry line")
         }
-        i = Self.prefix.count - 1
+        i = prefix.utf8CodeUnitCount - 1
         return try string(into: keyScratch)
     }
-
-    private static let prefix = Array("{\"key\":\"".utf8)
 
     /// The location fields of an entry line, after its key.
     func location(of line: UnsafeRawBufferPointer) throws(JSONLineError) -> IndexLocation {

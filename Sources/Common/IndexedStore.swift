@@ -99,17 +99,38 @@ public final class IndexedStore {
     /// The newest record of `key`. The record is read and verified; it is
     /// borrowed from a buffer the next lookup reuses.
     public func lookup(_ key: UnsafeRawBufferPointer) throws -> LookupResult {
-        let location: IndexLocation?
-        if mode == .replay {
-            location = overlay[Array(key)]
-        } else if !overlay.isEmpty, let newer = overlay[Array(key)] {
-            location = newer
-        } else {
-            location = try index.find(key)
+        try read(key, at: try locate(key))
+    }
+
+    /// Looks up many keys, answering in the order given: the index is
+    /// searched in key order (each search starting where the last ended),
+    /// then the records are read in the caller's order.
+    public func lookup(_ keys: [UnsafeRawBufferPointer], _ answer: (UnsafeRawBufferPointer, LookupResult) throws -> Void) throws {
+        var locations = [IndexLocation?](repeating: nil, count: keys.count)
+        var unresolved: [Int] = []
+        for (n, key) in keys.enumerated() {
+            if let overlaid = overlaid(key) { locations[n] = overlaid } else if mode != .replay { unresolved.append(n) }
         }
+        unresolved.sort { compareBytes(keys[$0], keys[$1]) < 0 }
+        var position = 0
+        for n in unresolved { locations[n] = try index.find(keys[n], after: &position) }
+        for (n, key) in keys.enumerated() { try answer(key, try read(key, at: locations[n])) }
+    }
+
+    /// The location of `key`'s newest record: the tail or replay first, then the index.
+    private func locate(_ key: UnsafeRawBufferPointer) throws -> IndexLocation? {
+        if let overlaid = overlaid(key) { return overlaid }
+        return mode == .replay ? nil : try index.find(key)
+    }
+
+    private func overlaid(_ key: UnsafeRawBufferPointer) -> IndexLocation? {
+        overlay.isEmpty ? nil : overlay[Array(key)]
+    }
+
+    private func read(_ key: UnsafeRawBufferPointer, at location: IndexLocation?) throws -> LookupResult {
         guard let location else { return .missing }
         let reader = readers[location.segment]
-        let record = try reader.record(at: location.offset, maxRecord: maxRecord, verify: true, buffer: recordBuffer)
+        let record = try reader.record(at: location.offset, length: location.length, maxRecord: maxRecord, verify: true, buffer: recordBuffer)
         guard record.key.elementsEqual(key), UInt64(record.length) == location.length else {
             throw IndexError(path: index.path, reason: "the entry for a key points at \(reader.path) offset \(location.offset), which holds another record; rebuild the index")
         }

@@ -29,7 +29,8 @@ public final class LineReader {
 
     /// Calls `body` with each line and its 1-based number, until the input
     /// ends or `body` throws; `afterChunk` runs after the lines of each read,
-    /// before the next one, which may wait for input.
+    /// before the next one, which may wait for input. A line stays valid
+    /// until the `afterChunk` that follows it returns.
     public func forEachLine(
         _ body: (UnsafeRawBufferPointer, Int) throws -> Void,
         afterChunk: () throws -> Void = {}
@@ -57,8 +58,9 @@ public final class LineReader {
                 try body(UnsafeRawBufferPointer(start: base + start, count: buffer.count - start), number)
                 start = buffer.count
             }
-            buffer.keep(from: start)
+            // Lines handed out are valid until here, the chunk's end.
             try afterChunk()
+            buffer.keep(from: start)
             if buffer.count > maxLine { throw LineTooLong(line: number + 1, limit: maxLine) }
         }
     }

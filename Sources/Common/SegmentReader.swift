@@ -62,26 +62,37 @@ public final class SegmentReader {
         }
     }
 
-    /// The record at `offset`, read into `buffer` and borrowed from it.
-    public func record(at offset: UInt64, maxRecord: Int, verify: Bool, buffer: ByteBuffer) throws -> RecordView {
+    /// The record at `offset`, read into `buffer` and borrowed from it. With
+    /// the record's length known (from an index), it is one positioned read;
+    /// otherwise the header is read first to learn it.
+    public func record(at offset: UInt64, length knownLength: UInt64? = nil, maxRecord: Int, verify: Bool, buffer: ByteBuffer) throws -> RecordView {
         guard offset < size else { throw OffsetBeyondEnd(path: path, offset: offset, size: size) }
+        func fault(_ error: RecordError) -> SegmentFault {
+            SegmentFault(path: path, fault: RecordFault(offset: offset, error: error))
+        }
+        var want = RecordLayout.headerSize
+        if let knownLength, knownLength >= UInt64(RecordLayout.headerSize), knownLength <= UInt64(maxRecord) {
+            want = Int(knownLength)
+        }
         buffer.removeAll()
-        buffer.reserve(RecordLayout.headerSize)
-        let headerBytes = try file.read(at: offset, into: UnsafeMutableRawBufferPointer(start: buffer.base, count: RecordLayout.headerSize))
+        buffer.reserve(want)
+        buffer.count = try file.read(at: offset, into: UnsafeMutableRawBufferPointer(start: buffer.base, count: want))
         let header: RecordHeader
         do {
-            header = try RecordHeader.parse(UnsafeRawBufferPointer(start: buffer.base, count: headerBytes), maxRecord: maxRecord)
+            header = try RecordHeader.parse(buffer.bytes, maxRecord: maxRecord)
         } catch {
-            throw SegmentFault(path: path, fault: RecordFault(offset: offset, error: error))
+            throw fault(error)
         }
-        buffer.reserve(header.length)
-        let rest = UnsafeMutableRawBufferPointer(start: buffer.base + RecordLayout.headerSize, count: header.length - RecordLayout.headerSize)
-        let restBytes = try file.read(at: offset + UInt64(RecordLayout.headerSize), into: rest)
-        buffer.count = RecordLayout.headerSize + restBytes
+        if header.length > buffer.count {
+            let have = buffer.count
+            buffer.reserve(header.length - have)
+            let rest = UnsafeMutableRawBufferPointer(start: buffer.base + have, count: header.length - have)
+            buffer.count += try file.read(at: offset + UInt64(have), into: rest)
+        }
         do {
             return try RecordView.parse(buffer.bytes, maxRecord: maxRecord, verify: verify)
         } catch {
-            throw SegmentFault(path: path, fault: RecordFault(offset: offset, error: error))
+            throw fault(error)
         }
     }
 }

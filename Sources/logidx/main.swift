@@ -142,9 +142,15 @@ func get() -> Never {
     let lookupStarted = monotonicMicroseconds()
     do {
         if keysFromInput {
-            try LineReader(source: .standardInput, maxLine: maxRecord).forEachLine { key, _ in
-                try answers.answer(key, try store.lookup(key))
-            }
+            // Keys are answered a read at a time, so a slow producer still
+            // gets answers as it goes, and a fast one gets sorted batches.
+            var batch: [UnsafeRawBufferPointer] = []
+            try LineReader(source: .standardInput, maxLine: maxRecord).forEachLine({ key, _ in
+                batch.append(key)
+            }, afterChunk: {
+                try store.lookup(batch) { key, result in try answers.answer(key, result) }
+                batch.removeAll(keepingCapacity: true)
+            })
         } else {
             for key in keys {
                 try key.withUnsafeBytes { key in try answers.answer(key, try store.lookup(key)) }
