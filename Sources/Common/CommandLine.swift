@@ -25,6 +25,9 @@ public struct Tool {
     public init(name: String, usage: String) {
         self.name = name
         self.usage = usage
+        // Past a file-size limit, write(2) should fail with EFBIG so the
+        // tool can undo a partial record and say why, not die mid-record.
+        signal(SIGXFSZ, SIG_IGN)
     }
 
     /// Prints `NAME: message` on stderr and exits.
@@ -204,7 +207,10 @@ extension InputLineError: ReportableError {
 }
 
 extension AppendFailure: ReportableError {
-    public var message: String { error.message }
+    public var message: String {
+        guard let cleanup = cleanupError else { return error.message }
+        return "\(error.message); then \(cleanup.operation): \(String(cString: strerror(cleanup.errno)))"
+    }
     public var exitCode: ExitCode { .usage }
 }
 

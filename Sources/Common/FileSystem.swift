@@ -112,7 +112,13 @@ public enum FileSystem {
         let directory = directory(of: path)
         let name = path.split(separator: "/").last.map(String.init) ?? path
         let temporary = (directory == "." ? "" : directory + "/") + ".\(name).tmp-\(getpid())"
-        let file = try FileDescriptor.open(temporary, O_WRONLY | O_CREAT | O_TRUNC)
+        let file: FileDescriptor
+        do {
+            file = try FileDescriptor.open(temporary, O_WRONLY | O_CREAT | O_TRUNC)
+        } catch {
+            // The temporary name is an implementation detail: report the file asked for.
+            throw SystemError(errno: error.errno, operation: "open", path: path)
+        }
         var closed = false
         do {
             try body(file)

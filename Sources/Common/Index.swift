@@ -86,6 +86,10 @@ public final class IndexBuilder {
     /// address lines of `logenc -a`).
     public func add(scanLine record: RecordInput, line: Int) throws(InputLineError) {
         let address = record.address
+        if let field = address.malformed {
+            let kind = field == "segment" ? "a non-empty path" : field == "checksum" ? "0x and eight hex digits" : "a non-negative integer"
+            throw InputLineError(line: line, reason: "\"\(field)\" must be \(kind)")
+        }
         func missing(_ field: String) -> InputLineError {
             InputLineError(line: line, reason: "missing \"\(field)\" (logidx reads the output of logscan or logenc -a)")
         }

@@ -36,7 +36,10 @@ public final class IndexFile {
         self.path = path
         let file = try FileDescriptor.open(path, O_RDONLY)
         defer { file.close() }
-        let size = Int(try file.size())
+        var info = stat()
+        guard fstat(file.raw, &info) == 0 else { throw SystemError(errno: errno, operation: "stat", path: path) }
+        guard info.st_mode & S_IFMT != S_IFDIR else { throw SystemError(errno: EISDIR, operation: "open", path: path) }
+        let size = Int(info.st_size)
         mappedSize = size
         if size > 0 {
             guard let address = mmap(nil, size, PROT_READ, MAP_SHARED, file.raw, 0), address != MAP_FAILED else {
@@ -50,6 +53,10 @@ public final class IndexFile {
         func bad(_ reason: String) -> IndexError { IndexError(path: path, reason: reason) }
 
         guard let firstNewline = bytes.firstIndex(of: 0x0A) else { throw bad("not an index: no header line") }
+        let opening = Array("\"entries\":[".utf8)
+        guard bytes[0..<firstNewline].reversed().starts(with: opening.reversed()) else {
+            throw bad("not an index: line 1 does not end with \"entries\":[")
+        }
         let header = Array(bytes[0..<firstNewline]) + Array("]}".utf8)
         let parsed: Result<JSONValue, JSONLineError> = header.withUnsafeBytes { raw in
             Result { () throws(JSONLineError) in try JSONValue.parse(raw) }

@@ -11,6 +11,15 @@
 //   (truncated, replaced, compacted); every indexed segment is replayed in
 //   full and the index is not used (`replay`).
 //
+// Segments count in the order the index lists them, as they came in the
+// stream it was built from: a record in a later segment is newer than any in
+// an earlier one, and within a segment, a later offset is newer. Tail and
+// replay follow the same rule, so both give the answer a rebuild would.
+//
+// An incomplete record at the very end of a segment is a record still being
+// appended (readers take no lock) or a torn tail for logfix: either way it
+// was never acknowledged, and lookups answer from the records before it.
+//
 // Nothing is ever written: a stale index stays as it was until it is rebuilt.
 
 /// How the store answers lookups.
@@ -90,11 +99,22 @@ public final class IndexedStore {
     }
 
     private func apply(segment n: Int, from offset: UInt64) throws {
-        try readers[n].scan(from: offset, maxRecord: maxRecord, verify: true) { record, offset in
-            overlay[Array(record.key)] = IndexLocation(
-                type: record.type, segment: n, offset: offset, length: UInt64(record.length), timestamp: record.timestamp)
+        do {
+            try readers[n].scan(from: offset, maxRecord: maxRecord, verify: true) { record, offset in
+                overlay[Array(record.key)] = IndexLocation(
+                    type: record.type, segment: n, offset: offset, length: UInt64(record.length), timestamp: record.timestamp)
+            }
+        } catch let fault as SegmentFault {
+            switch fault.fault.error {
+            case .incompleteHeader, .incompletePayload: return
+            default: throw fault
+            }
         }
     }
+
+    /// The number of keys lookups can see: the index's entries, or the keys
+    /// found by a replay.
+    public var entryCount: UInt64 { mode == .replay ? UInt64(overlay.count) : index.count }
 
     /// The newest record of `key`. The record is read and verified; it is
     /// borrowed from a buffer the next lookup reuses.
@@ -106,21 +126,32 @@ public final class IndexedStore {
     /// searched in key order (each search starting where the last ended),
     /// then the records are read in the caller's order.
     public func lookup(_ keys: [UnsafeRawBufferPointer], _ answer: (UnsafeRawBufferPointer, LookupResult) throws -> Void) throws {
-        var locations = [IndexLocation?](repeating: nil, count: keys.count)
-        var unresolved: [Int] = []
-        for (n, key) in keys.enumerated() {
-            if let overlaid = overlaid(key) { locations[n] = overlaid } else if mode != .replay { unresolved.append(n) }
-        }
-        unresolved.sort { compareBytes(keys[$0], keys[$1]) < 0 }
+        var locations = keys.map { overlaid($0) }
+        var searched = keys.indices.filter { needsIndex(locations[$0]) }
+        searched.sort { compareBytes(keys[$0], keys[$1]) < 0 }
         var position = 0
-        for n in unresolved { locations[n] = try index.find(keys[n], after: &position) }
+        for n in searched { locations[n] = newer(locations[n], try index.find(keys[n], after: &position)) }
         for (n, key) in keys.enumerated() { try answer(key, try read(key, at: locations[n])) }
     }
 
-    /// The location of `key`'s newest record: the tail or replay first, then the index.
+    /// The location of `key`'s newest record.
     private func locate(_ key: UnsafeRawBufferPointer) throws -> IndexLocation? {
-        if let overlaid = overlaid(key) { return overlaid }
-        return mode == .replay ? nil : try index.find(key)
+        let overlaid = overlaid(key)
+        return needsIndex(overlaid) ? newer(overlaid, try index.find(key)) : overlaid
+    }
+
+    /// Whether the index may hold a newer record than `overlaid`: not after a
+    /// replay, and not when a tail of the last segment already answered.
+    private func needsIndex(_ overlaid: IndexLocation?) -> Bool {
+        guard mode != .replay else { return false }
+        guard let overlaid else { return true }
+        return overlaid.segment < index.segments.count - 1
+    }
+
+    private func newer(_ a: IndexLocation?, _ b: IndexLocation?) -> IndexLocation? {
+        guard let a else { return b }
+        guard let b else { return a }
+        return (a.segment, a.offset) >= (b.segment, b.offset) ? a : b
     }
 
     private func overlaid(_ key: UnsafeRawBufferPointer) -> IndexLocation? {

@@ -38,6 +38,13 @@ public struct ScanAddress {
     public var offset: UInt64?
     public var length: UInt64?
     public var checksum: UInt32?
+    /// The first of these fields that was present with a value of the wrong
+    /// kind, for a reader that needs them to say so.
+    public var malformed: String?
+
+    mutating func note(_ field: String, present: Bool) {
+        if !present && malformed == nil { malformed = field }
+    }
 }
 
 public final class RecordLineParser: JSONCursor {
@@ -104,12 +111,16 @@ public final class RecordLineParser: JSONCursor {
                     seenTimestamp = true
                 case .segment:
                     if peek() == UInt8(ascii: "\"") { address.segment = try string(into: segmentScratch) } else { try skipValue(depth: 1) }
+                    address.note("segment", present: (address.segment?.count ?? 0) > 0)
                 case .offset:
                     address.offset = try optionalUnsigned()
+                    address.note("offset", present: address.offset != nil)
                 case .length:
                     address.length = try optionalUnsigned()
+                    address.note("length", present: address.length != nil)
                 case .checksum:
                     if peek() == UInt8(ascii: "\"") { address.checksum = parseChecksum(try string(into: otherScratch)) } else { try skipValue(depth: 1) }
+                    address.note("checksum", present: address.checksum != nil)
                 case .other:
                     try skipValue(depth: 1)
                 }

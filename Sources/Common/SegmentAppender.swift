@@ -32,6 +32,8 @@ public struct AppendFailure: Error {
     public let offset: UInt64
     public let appended: Int
     public let error: SystemError
+    /// A failure while undoing the partial write, if there was one.
+    public var cleanupError: SystemError? = nil
 }
 
 public final class SegmentAppender {
@@ -83,14 +85,14 @@ public final class SegmentAppender {
         let written = writeSome(records)
         if let failure = written.error {
             let kept = SegmentAppender.wholeRecordsLength(records, within: written.count)
-            var error = failure
+            var cleanupError: SystemError?
             do {
                 try file.truncate(to: start + UInt64(kept))
                 if sync { try file.sync() }
-            } catch let truncateError {
-                error = truncateError
+            } catch {
+                cleanupError = error
             }
-            throw AppendFailure(offset: start, appended: kept, error: error)
+            throw AppendFailure(offset: start, appended: kept, error: failure, cleanupError: cleanupError)
         }
         if sync {
             do {

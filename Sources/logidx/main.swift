@@ -165,7 +165,7 @@ func get() -> Never {
 
     if let reportPath {
         let report = """
-            {"mode":"\(store.mode.rawValue)","entries":\(store.index.count),"segment_size":\(store.segmentBytes),\
+            {"mode":"\(store.mode.rawValue)","entries":\(store.entryCount),"segment_size":\(store.segmentBytes),\
             "index_load_ms":\(milliseconds(loaded - loadStarted - store.catchUpMicroseconds)),\
             "catch_up_ms":\(milliseconds(store.catchUpMicroseconds)),"lookup_ms":\(milliseconds(finished - lookupStarted)),\
             "keys":\(answers.found + answers.deleted + answers.missing),"found":\(answers.found),\

@@ -44,6 +44,7 @@ let tool = Tool(name: "logscan", usage: """
 var arguments = Arguments(tool: tool)
 var at: UInt64?
 var from: UInt64 = 0
+var fromGiven = false
 var countOnly = false
 var includeValues = true
 var verify = true
@@ -58,6 +59,7 @@ while let argument = arguments.next() {
         at = arguments.unsignedValue(for: "--at")
     case .option("--from"):
         from = arguments.unsignedValue(for: "--from")
+        fromGiven = true
     case .option("--count"):
         arguments.flag()
         countOnly = true
@@ -79,7 +81,7 @@ while let argument = arguments.next() {
 if segments.isEmpty { tool.usageError("no segment given") }
 if at != nil {
     if segments.count > 1 { tool.usageError("--at reads one segment") }
-    if countOnly || from != 0 { tool.usageError("--at cannot be combined with --count or --from") }
+    if countOnly || fromGiven { tool.usageError("--at cannot be combined with --count or --from") }
 }
 
 let output = OutputBuffer(sink: .standardOutput)
@@ -101,8 +103,14 @@ func report(_ error: any Error) {
 for path in segments {
     let shape = RecordJSON.Shape(segment: path, includeValue: includeValues)
     var summary = ScanSummary()
+    let segment: SegmentReader
     do {
-        let segment = try SegmentReader(path: path)
+        segment = try SegmentReader(path: path)
+    } catch {
+        report(error)
+        continue
+    }
+    do {
         if let at {
             let record = try segment.record(at: at, maxRecord: maxRecord, verify: verify, buffer: recordBuffer)
             try RecordJSON.write(record, offset: at, shape: shape, to: output)
