@@ -1,5 +1,10 @@
 # logkit: build, test, demo and install. `make help` lists the targets.
 
+# bash with pipefail: a pipeline fails if any stage does (a damaged scan must
+# not quietly produce a partial index).
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+
 SWIFT   ?= swift
 PREFIX  ?= /usr/local
 TOOLS   := logenc logdec logscan logidx
@@ -13,7 +18,7 @@ SEGMENT  ?= $(DATA)/segment-0001.dat
 INDEX    ?= $(DATA)/index.json
 FIXTURES ?= fixtures
 
-.PHONY: all build test unit golden demo install clean help put delete scan inspect
+.PHONY: all build test unit golden demo install clean help put delete scan inspect index get
 
 # KEY, VALUE and OFFSET reach the recipes through the environment, unexpanded,
 # so keys with spaces, quotes or dollar signs pass through make and the shell
@@ -35,6 +40,8 @@ help:
 	@echo "make delete KEY=k        append a DELETE (tombstone) to SEGMENT"
 	@echo "make scan                print every record of SEGMENT as JSON lines"
 	@echo "make inspect OFFSET=n    print the record at address n of SEGMENT"
+	@echo "make index               build INDEX=$(INDEX) from SEGMENT"
+	@echo "make get KEY=k           read a key's newest value through INDEX"
 	@echo "make install   copy the tools to PREFIX/bin (PREFIX=$(PREFIX))"
 	@echo "make clean     remove build output, bin/, data/ and reports/"
 
@@ -94,6 +101,14 @@ scan: bin/.built
 inspect: bin/.built
 	@test -n "$$OFFSET" || { echo "usage: make inspect OFFSET=n" >&2; exit 2; }
 	bin/logscan --at "$$OFFSET" $(SEGMENT)
+
+index: bin/.built
+	@mkdir -p $(dir $(INDEX))
+	bin/logscan --no-values $(SEGMENT) | bin/logidx -o $(INDEX)
+
+get: bin/.built
+	@test -n "$$KEY" || { echo "usage: make get KEY=key" >&2; exit 2; }
+	bin/logidx get $(INDEX) "$$KEY"
 
 install: build
 	install -d $(PREFIX)/bin
