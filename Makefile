@@ -7,7 +7,7 @@ SHELL := /bin/bash
 
 SWIFT   ?= swift
 PREFIX  ?= /usr/local
-TOOLS   := logenc logdec logscan logidx
+TOOLS   := logenc logdec logscan logidx logfix logpack
 # Fully static executables: no dynamic loader work at start, so a tool runs in
 # about a millisecond, like the C tools it is compared with.
 RELEASE := -c release -Xswiftc -static-executable
@@ -18,7 +18,7 @@ SEGMENT  ?= $(DATA)/segment-0001.dat
 INDEX    ?= $(DATA)/index.json
 FIXTURES ?= fixtures
 
-.PHONY: all build test unit golden demo install clean help put delete scan inspect index get
+.PHONY: all build test unit golden demo install clean help put delete scan inspect index get recover compact crash-demo
 
 # KEY, VALUE and OFFSET reach the recipes through the environment, unexpanded,
 # so keys with spaces, quotes or dollar signs pass through make and the shell
@@ -42,6 +42,9 @@ help:
 	@echo "make inspect OFFSET=n    print the record at address n of SEGMENT"
 	@echo "make index               build INDEX=$(INDEX) from SEGMENT"
 	@echo "make get KEY=k           read a key's newest value through INDEX"
+	@echo "make recover             logfix SEGMENT (torn tail), then rebuild INDEX"
+	@echo "make compact             logpack --in-place SEGMENT, rewriting INDEX"
+	@echo "make crash-demo          append, cut the tail mid-record, recover, show the report"
 	@echo "make install   copy the tools to PREFIX/bin (PREFIX=$(PREFIX))"
 	@echo "make clean     remove build output, bin/, data/ and reports/"
 
@@ -109,6 +112,43 @@ index: bin/.built
 get: bin/.built
 	@test -n "$$KEY" || { echo "usage: make get KEY=key" >&2; exit 2; }
 	bin/logidx get $(INDEX) "$$KEY"
+
+# For cron, e.g.  0 3 * * *  cd /srv/logkit && make -s recover compact
+# Each writes its JSON report to stdout and to REPORTS; a non-zero exit means
+# damage was found and refused (see the report), or an environment error.
+recover: bin/.built
+	@mkdir -p $(REPORTS)
+	@if [ -f $(INDEX) ]; then \
+	  bin/logfix --report $(REPORTS)/recover.json --index $(INDEX) --from-index $(SEGMENT); \
+	else \
+	  bin/logfix --report $(REPORTS)/recover.json $(SEGMENT); \
+	fi
+	@mkdir -p $(dir $(INDEX))
+	bin/logscan --no-values $(SEGMENT) | bin/logidx -o $(INDEX)
+
+compact: bin/.built
+	@mkdir -p $(REPORTS) $(dir $(INDEX))
+	bin/logpack --in-place --index $(INDEX) --report $(REPORTS)/compact.json $(SEGMENT)
+
+CRASH_DEMO := $(DATA)/crash-demo/segment.dat
+crash-demo: bin/.built
+	@rm -rf $(DATA)/crash-demo && mkdir -p $(DATA)/crash-demo
+	@echo '$$ bin/logenc -a $(CRASH_DEMO) --sync each < $(FIXTURES)/sample.jsonl > /dev/null'
+	@bin/logenc -a $(CRASH_DEMO) --sync each < $(FIXTURES)/sample.jsonl > /dev/null
+	@echo "wrote $$(wc -c < $(CRASH_DEMO)) bytes"
+	@echo
+	@echo '# a crash mid-append: the last record loses its last 20 bytes'
+	@echo '$$ truncate -s -20 $(CRASH_DEMO)'
+	@truncate -s -20 $(CRASH_DEMO)
+	@echo
+	@echo '$$ bin/logscan --count $(CRASH_DEMO)'
+	@bin/logscan --count $(CRASH_DEMO) || true
+	@echo
+	@echo '$$ bin/logfix $(CRASH_DEMO)'
+	@bin/logfix $(CRASH_DEMO)
+	@echo
+	@echo '$$ bin/logscan --count $(CRASH_DEMO)'
+	@bin/logscan --count $(CRASH_DEMO)
 
 install: build
 	install -d $(PREFIX)/bin

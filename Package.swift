@@ -10,6 +10,8 @@ let package = Package(
         .executableTarget(name: "logdec", dependencies: ["Common"]),
         .executableTarget(name: "logscan", dependencies: ["Common"]),
         .executableTarget(name: "logidx", dependencies: ["Common"]),
+        .executableTarget(name: "logfix", dependencies: ["Common"]),
+        .executableTarget(name: "logpack", dependencies: ["Common"]),
         .testTarget(name: "CommonTests", dependencies: ["Common"]),
     ]
 )

@@ -12,7 +12,7 @@ import Glibc
 import Musl
 #endif
 
-public enum ExitCode: Int32 {
+public enum ExitCode: Int32, Sendable {
     case success = 0
     case dataRejected = 1
     case usage = 2

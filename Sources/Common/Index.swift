@@ -126,6 +126,40 @@ public final class IndexBuilder {
         }
     }
 
+    /// Adds every record of a segment, read from the file itself.
+    public func addSegment(_ reader: SegmentReader, maxRecord: Int) throws {
+        let number = segmentNumber(reader.path)
+        try reader.scan(maxRecord: maxRecord, verify: true) { record, offset in
+            add(key: record.key,
+                at: IndexLocation(type: record.type, segment: number, offset: offset, length: UInt64(record.length), timestamp: record.timestamp),
+                checksum: record.checksum)
+        }
+    }
+
+    /// Writes the index to `path` atomically, or to stdout if nil. Segment
+    /// paths are stored relative to the index's directory when that is known
+    /// (a path, or stdout redirected to a file), absolute otherwise.
+    public func write(indexAt path: String?) throws {
+        let location = path ?? FileSystem.pathOfRegularFile(.standardOutput)
+        let directory = location.map { FileSystem.absolutePath(FileSystem.directory(of: $0)) }
+        func stored(_ segment: String) -> String {
+            let absolute = FileSystem.absolutePath(segment)
+            guard let directory else { return absolute }
+            return FileSystem.relativePath(to: absolute, from: directory)
+        }
+        if let path {
+            try FileSystem.writeAtomically(path) { file in
+                let out = OutputBuffer(sink: file)
+                _ = try write(to: out, created: currentTimeMillis(), storedPath: stored)
+                try out.flush()
+            }
+        } else {
+            let out = OutputBuffer(sink: .standardOutput)
+            _ = try write(to: out, created: currentTimeMillis(), storedPath: stored)
+            try out.flush()
+        }
+    }
+
     /// The surviving entries, sorted by key bytes: for each key, the last one added.
     private func newestSorted() -> [Entry] {
         let base = UnsafeRawPointer(keys.base)

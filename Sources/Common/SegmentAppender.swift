@@ -38,20 +38,19 @@ public struct AppendFailure: Error {
 
 public final class SegmentAppender {
     public let path: String
-    public var lockPath: String { path + ".lock" }
     private var file: FileDescriptor
-    private let lock: FileDescriptor
+    private let lock: WritersLock
+    private var checkedLeftover = false
 
     public init(path: String) throws(SystemError) {
         self.path = path
         try FileSystem.makeDirectories(FileSystem.directory(of: path))
-        lock = try FileDescriptor.open(path + ".lock", O_RDWR | O_CREAT)
+        lock = try WritersLock(segment: path)
         file = try SegmentAppender.openSegment(path)
     }
 
     deinit {
         file.close()
-        lock.close()
     }
 
     /// Opens the segment for appending, creating it durably if it is missing.
@@ -69,7 +68,7 @@ public final class SegmentAppender {
     /// returns the offset of the first one.
     public func append(_ records: UnsafeRawBufferPointer, sync: Bool) throws(AppendFailure) -> UInt64 {
         do {
-            try lock.lockExclusive()
+            try lock.lock()
         } catch {
             throw AppendFailure(offset: 0, appended: 0, error: error)
         }
@@ -77,6 +76,10 @@ public final class SegmentAppender {
 
         let start: UInt64
         do {
+            if !checkedLeftover {
+                try lock.removeLeftoverCompaction()
+                checkedLeftover = true
+            }
             try reopenIfReplaced()
             start = try file.size()
         } catch {

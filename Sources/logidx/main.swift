@@ -80,26 +80,8 @@ func build(output: String?) -> Never {
         tool.fail(error)
     }
 
-    let indexDirectory = (output ?? FileSystem.pathOfRegularFile(.standardOutput)).map {
-        FileSystem.directory(of: FileSystem.absolutePath(FileSystem.directory(of: $0)) + "/index")
-    }
-    func storedPath(_ segment: String) -> String {
-        let absolute = FileSystem.absolutePath(segment)
-        guard let indexDirectory else { return absolute }
-        return FileSystem.relativePath(to: absolute, from: indexDirectory)
-    }
     do {
-        if let output {
-            try FileSystem.writeAtomically(output) { file in
-                let out = OutputBuffer(sink: file)
-                _ = try builder.write(to: out, created: currentTimeMillis(), storedPath: storedPath)
-                try out.flush()
-            }
-        } else {
-            let out = OutputBuffer(sink: .standardOutput)
-            _ = try builder.write(to: out, created: currentTimeMillis(), storedPath: storedPath)
-            try out.flush()
-        }
+        try builder.write(indexAt: output)
     } catch {
         tool.fail(error)
     }

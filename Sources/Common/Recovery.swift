@@ -1,0 +1,112 @@
+// Finding damage in a segment and telling a torn tail from damage in the
+// middle.
+//
+// A crash during an append leaves at most a partial last record: damage after
+// which nothing valid follows, a *torn tail*. Truncating it loses nothing that
+// was ever acknowledged. Damage followed by valid records is something else
+// (a bad disk block, a stray write): truncating there would destroy good
+// records, so recovery refuses unless told to salvage or to force.
+//
+// To see what follows damage, the scan resynchronises: from the byte after
+// the failure it looks for the magic, and takes a candidate only if its whole
+// record parses and its checksum matches. A false resync would need a
+// checksum to match by chance over garbage, so "valid records follow" is
+// trustworthy, and the answer errs on the side of not truncating.
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// A run of bytes that holds no valid record: `start..<end`.
+public struct DamagedRange: Equatable, Sendable {
+    public var start: UInt64
+    public var end: UInt64
+}
+
+public struct Verification: Sendable {
+    /// Where verification started.
+    public var from: UInt64
+    /// Valid records from `from` up to the first damage.
+    public var validRecords = 0
+    /// The end of the last valid record before the first damage.
+    public var validEnd: UInt64
+    /// The first damage, if any.
+    public var failure: RecordFault?
+    /// Every damaged range after the first failure, in order.
+    public var damaged: [DamagedRange] = []
+    /// Valid records found after the first damage, by resynchronising.
+    public var recordsAfterDamage = 0
+
+    public var isClean: Bool { failure == nil }
+    /// Damage with nothing valid after it: safe to truncate.
+    public var isTornTail: Bool { failure != nil && recordsAfterDamage == 0 }
+}
+
+public enum Recovery {
+    /// Verifies `segment` (the whole mapped file) from `from`, resynchronising
+    /// past damage to count what follows it.
+    public static func verify(_ segment: UnsafeRawBufferPointer, from: UInt64, maxRecord: Int) -> Verification {
+        var result = Verification(from: from, validEnd: from)
+        var inDamage = false
+        walk(segment, from: from, maxRecord: maxRecord) { event in
+            switch event {
+            case .record(let record, let offset):
+                if result.failure == nil {
+                    result.validRecords += 1
+                    result.validEnd = offset + UInt64(record.length)
+                } else {
+                    result.recordsAfterDamage += 1
+                }
+                inDamage = false
+            case .damage(let fault, let end):
+                if result.failure == nil { result.failure = fault }
+                if !inDamage { result.damaged.append(DamagedRange(start: fault.offset, end: end)) }
+                inDamage = true
+            }
+        }
+        return result
+    }
+
+    public enum Event {
+        case record(RecordView, offset: UInt64)
+        /// Damage at `fault.offset`, up to `end` (the next valid record or the end).
+        case damage(RecordFault, end: UInt64)
+    }
+
+    /// Calls `body` with every valid record from `from` on and with every
+    /// damaged range between them.
+    public static func walk(_ segment: UnsafeRawBufferPointer, from: UInt64, maxRecord: Int, _ body: (Event) -> Void) {
+        var position = Int(from)
+        let size = segment.count
+        while position < size {
+            let rest = UnsafeRawBufferPointer(rebasing: segment[position...])
+            do {
+                let record = try RecordView.parse(rest, maxRecord: maxRecord, verify: true)
+                body(.record(record, offset: UInt64(position)))
+                position += record.length
+            } catch {
+                let next = nextValidRecord(segment, after: position, maxRecord: maxRecord) ?? size
+                body(.damage(RecordFault(offset: UInt64(position), error: error), end: UInt64(next)))
+                position = next
+            }
+        }
+    }
+
+    /// The offset of the first valid record that starts after `position`.
+    static func nextValidRecord(_ segment: UnsafeRawBufferPointer, after position: Int, maxRecord: Int) -> Int? {
+        guard let base = segment.baseAddress else { return nil }
+        let size = segment.count
+        let magicFirst = Int32(RecordLayout.magic >> 24)
+        var candidate = position + 1
+        while candidate + RecordLayout.headerSize <= size {
+            guard let hit = memchr(base + candidate, magicFirst, size - candidate) else { return nil }
+            candidate = UnsafeRawPointer(hit) - base
+            let rest = UnsafeRawBufferPointer(rebasing: segment[candidate...])
+            if (try? RecordView.parse(rest, maxRecord: maxRecord, verify: true)) != nil { return candidate }
+            candidate += 1
+        }
+        return nil
+    }
+}

@@ -1,0 +1,222 @@
+import Common
+#if canImport(Glibc)
+import Glibc
+#endif
+
+let tool = Tool(name: "logfix", usage: """
+    usage: logfix [options] SEG
+           logfix --check SEG
+           logfix --salvage OUT SEG
+           logfix --index INDEX --from-index SEG
+
+    Verify every record of a segment and repair what a crash can leave behind.
+    A torn tail (damage with no valid record after it, such as a record cut short
+    by a crash mid-append) is truncated to the end of the last valid record, and
+    the file is fsynced. Damage followed by valid records is refused: nothing is
+    changed, stderr names the damaged ranges and how many valid records follow,
+    and the exit status is 1, unless --salvage copies every valid record into a
+    new segment, or --force truncates at the first damage anyway.
+
+    logfix holds the writers' lock (SEG.lock) while it works, so it never mistakes
+    an append in progress for a torn tail, and removes a leftover SEG.compacting
+    from a crashed compaction. A JSON report goes to stdout:
+
+      {"segment":"SEG","original_size":N,"recovered_size":N,"lost_bytes":N,
+       "failure_offset":N|null,"failure_reason":"..."|null,"valid_records":N,
+       "action":"none|truncated|refused|forced|salvaged|checked",
+       "verified_from":N,"records_after_damage":N,"damaged_ranges":[[START,END],...]}
+
+    options:
+      --check             report only; change nothing (exit 1 if damaged). The report
+                          shows the sizes a repair would leave
+      --salvage OUT       write every valid record, resynchronising past damage by
+                          magic and checksum, to the new segment OUT (atomically);
+                          SEG is left as it is
+      --force             truncate at the first damage even though valid records
+                          follow it (they are lost; salvage them first)
+      --index INDEX       with --from-index: the index of this segment
+      --from-index        verify only what was appended after the index was written
+                          (after checking the index's last record is still there),
+                          so routine recovery costs the tail, not the file
+      --report FILE       also write the report to FILE
+      --max-record BYTES  refuse records longer than BYTES (default 64M; K, M, G)
+      -h, --help          show this help and exit
+
+    exit status: 0 clean, or repaired (truncated, salvaged, forced); 1 damage found
+    by --check, or refused; 2 usage or I/O error.
+
+    examples:
+      logfix data/segment-0001.dat
+      logfix --check data/segment-0001.dat || echo damaged
+      logfix --index data/index.json --from-index data/segment-0001.dat
+      logfix --salvage data/rescued.dat data/segment-0001.dat
+
+    """)
+
+var arguments = Arguments(tool: tool)
+var check = false
+var force = false
+var fromIndex = false
+var salvagePath: String?
+var indexPath: String?
+var reportPath: String?
+var maxRecord = RecordLayout.defaultMaxRecord
+var segments: [String] = []
+
+while let argument = arguments.next() {
+    switch argument {
+    case .option("-h"), .option("--help"): arguments.help()
+    case .option("--check"): arguments.flag(); check = true
+    case .option("--force"): arguments.flag(); force = true
+    case .option("--from-index"): arguments.flag(); fromIndex = true
+    case .option("--salvage"): salvagePath = arguments.value(for: "--salvage")
+    case .option("--index"): indexPath = arguments.value(for: "--index")
+    case .option("--report"): reportPath = arguments.value(for: "--report")
+    case .option("--max-record"): maxRecord = arguments.byteCount(for: "--max-record", range: Tool.maxRecordRange)
+    case .positional(let path, _): segments.append(path)
+    case .option(let option): arguments.unknown(option)
+    }
+}
+
+guard segments.count == 1, let path = segments.first else { tool.usageError("logfix takes exactly one segment") }
+if fromIndex && indexPath == nil { tool.usageError("--from-index needs --index INDEX") }
+if indexPath != nil && !fromIndex { tool.usageError("--index is used with --from-index") }
+if [check, force, salvagePath != nil].filter({ $0 }).count > 1 {
+    tool.usageError("--check, --force and --salvage exclude each other")
+}
+
+do {
+    let report = try repair()
+    let line = report.json
+    if let reportPath { try FileSystem.writeAtomically(reportPath) { try $0.writeAll(line) } }
+    try FileDescriptor.standardOutput.writeAll(line)
+    exit(report.exitCode.rawValue)
+} catch {
+    tool.fail(error)
+}
+
+@MainActor
+func repair() throws -> RepairReport {
+    // --check changes nothing, not even by creating the lock file.
+    let lock: WritersLock? = check && !FileSystem.exists(path + ".lock") ? nil : try WritersLock(segment: path)
+    let file = try FileDescriptor.open(path, check || salvagePath != nil ? O_RDONLY : O_RDWR)
+    defer { file.close() }
+    try lock?.lock()
+    defer { lock?.unlock() }
+    if !check { try lock?.removeLeftoverCompaction() }
+
+    let size = try file.size()
+    let mapped = try MappedFile(file, size: size)
+    let start = fromIndex ? try indexedEnd(of: file, mapped.bytes) : 0
+    let verification = Recovery.verify(mapped.bytes, from: start, maxRecord: maxRecord)
+    var report = RepairReport(segment: path, originalSize: size, verification: verification)
+
+    if verification.isClean { return report.finish(.none, recoveredSize: size) }
+    let cut = verification.validEnd
+    if check {
+        return report.finish(.checked, recoveredSize: verification.isTornTail ? cut : size)
+    }
+    if let salvagePath {
+        if let identity = try FileSystem.identity(of: salvagePath), identity == (try file.identity()) {
+            tool.usageError("--salvage OUT must be a new file, not the segment itself")
+        }
+        let kept = try salvage(mapped.bytes, to: salvagePath)
+        report.validRecords = kept.records
+        return report.finish(.salvaged, recoveredSize: kept.bytes)
+    }
+    if verification.isTornTail || force {
+        try file.truncate(to: cut)
+        try file.sync()
+        tool.warn("\(path): truncated at offset \(cut) (\(size - cut) bytes from offset \(verification.failure!.offset): \(verification.failure!.error.reason))")
+        return report.finish(force && !verification.isTornTail ? .forced : .truncated, recoveredSize: cut)
+    }
+    let ranges = verification.damaged.map { "\($0.start)-\($0.end)" }.joined(separator: ", ")
+    tool.warn("\(path): \(verification.failure!.message); \(verification.recordsAfterDamage) valid records follow the damage (damaged bytes \(ranges)); not truncating (use --salvage OUT or --force)")
+    return report.finish(.refused, recoveredSize: size)
+}
+
+/// Where verification can start for --from-index: the end the index
+/// recorded, if the index's last record of this segment is still there.
+@MainActor
+func indexedEnd(of file: FileDescriptor, _ segment: UnsafeRawBufferPointer) throws -> UInt64 {
+    let index = try IndexFile(path: indexPath!)
+    let identity = try file.identity()
+    for indexed in index.segments where try FileSystem.identity(of: indexed.path) == identity {
+        guard indexed.size > 0 else { return 0 }
+        let offset = Int(indexed.lastOffset)
+        if indexed.size <= UInt64(segment.count), offset < segment.count,
+           let last = try? RecordView.parse(UnsafeRawBufferPointer(rebasing: segment[offset...]), maxRecord: maxRecord, verify: true),
+           last.checksum == indexed.lastChecksum, indexed.lastOffset + UInt64(last.length) == indexed.size {
+            return indexed.size
+        }
+        tool.warn("\(path): the index's last record of this segment is not there; verifying from offset 0")
+        return 0
+    }
+    tool.warn("\(path): not in the index \(indexPath!); verifying from offset 0")
+    return 0
+}
+
+@MainActor
+func salvage(_ segment: UnsafeRawBufferPointer, to output: String) throws -> (records: Int, bytes: UInt64) {
+    var records = 0
+    var bytes: UInt64 = 0
+    try FileSystem.writeAtomically(output) { file in
+        let out = OutputBuffer(sink: file)
+        var failure: SystemError?
+        Recovery.walk(segment, from: 0, maxRecord: maxRecord) { event in
+            guard failure == nil, case .record(let record, _) = event else { return }
+            do throws(SystemError) {
+                try out.append(record.bytes)
+            } catch {
+                failure = error
+            }
+            records += 1
+            bytes += UInt64(record.length)
+        }
+        if let failure { throw failure }
+        try out.flush()
+    }
+    return (records, bytes)
+}
+
+struct RepairReport {
+    enum Action: String {
+        case none, truncated, refused, forced, salvaged, checked
+    }
+
+    let segment: String
+    let originalSize: UInt64
+    let verification: Verification
+    var validRecords: Int
+    var action = Action.none
+    var recoveredSize: UInt64 = 0
+
+    init(segment: String, originalSize: UInt64, verification: Verification) {
+        self.segment = segment
+        self.originalSize = originalSize
+        self.verification = verification
+        validRecords = verification.validRecords
+    }
+
+    mutating func finish(_ action: Action, recoveredSize: UInt64) -> RepairReport {
+        self.action = action
+        self.recoveredSize = recoveredSize
+        return self
+    }
+
+    var exitCode: ExitCode {
+        action == .refused || action == .checked ? .dataRejected : .success
+    }
+
+    var json: String {
+        let failure = verification.failure
+        let name = String(decoding: JSONText.quoted(segment), as: UTF8.self)
+        let reason = failure.map { String(decoding: JSONText.quoted($0.error.reason), as: UTF8.self) } ?? "null"
+        let ranges = verification.damaged.map { "[\($0.start),\($0.end)]" }.joined(separator: ",")
+        return "{\"segment\":\(name),\"original_size\":\(originalSize),\"recovered_size\":\(recoveredSize),"
+            + "\"lost_bytes\":\(originalSize >= recoveredSize ? originalSize - recoveredSize : 0),"
+            + "\"failure_offset\":\(failure.map { String($0.offset) } ?? "null"),\"failure_reason\":\(reason),"
+            + "\"valid_records\":\(validRecords),\"action\":\"\(action.rawValue)\",\"verified_from\":\(verification.from),"
+            + "\"records_after_damage\":\(verification.recordsAfterDamage),\"damaged_ranges\":[\(ranges)]}\n"
+    }
+}

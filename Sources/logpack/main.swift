@@ -1,0 +1,97 @@
+import Common
+#if canImport(Glibc)
+import Glibc
+#endif
+
+let tool = Tool(name: "logpack", usage: """
+    usage: logpack [options] SEG > OUT
+           logpack --in-place [--index INDEX] [options] SEG
+
+    Compact a segment: keep the latest PUT of each key, in original order; drop
+    overwritten records and tombstones. Every record is verified first: a damaged
+    segment is refused (run logfix), so damage is never carried forward.
+
+    With --in-place the compacted segment is written to SEG.compacting and
+    fsynced, then, under the writers' lock (SEG.lock), the records appended
+    meanwhile are copied over, SEG.compacting is renamed over SEG and the
+    directory fsynced. Writers keep appending throughout; a crash at any point
+    leaves the old or the new segment, complete. --index rewrites the index for
+    the new segment (record addresses change).
+
+    The report, on stdout with --in-place and on stderr otherwise:
+
+      {"before_size":N,"after_size":N,"records_read":N,"records_written":N,
+       "dropped_tombstones":N,"dropped_overwritten":N,"appended_meanwhile":N,
+       "duration_ms":N}
+
+    options:
+      --in-place          replace SEG with its compacted form, safely, while writers append
+      --index INDEX       with --in-place: rewrite INDEX for the compacted segment
+      --report FILE       also write the report to FILE
+      --max-record BYTES  refuse records longer than BYTES (default 64M; K, M, G)
+      -h, --help          show this help and exit
+
+    exit status: 0 compacted; 1 the segment is damaged (nothing written); 2 usage
+    or I/O error, or another compaction of SEG is running.
+
+    examples:
+      logpack data/segment-0001.dat > data/compacted.dat
+      logpack --in-place --index data/index.json data/segment-0001.dat
+      make compact
+
+    """)
+
+var arguments = Arguments(tool: tool)
+var inPlace = false
+var indexPath: String?
+var reportPath: String?
+var maxRecord = RecordLayout.defaultMaxRecord
+var segments: [String] = []
+
+while let argument = arguments.next() {
+    switch argument {
+    case .option("-h"), .option("--help"): arguments.help()
+    case .option("--in-place"): arguments.flag(); inPlace = true
+    case .option("--index"): indexPath = arguments.value(for: "--index")
+    case .option("--report"): reportPath = arguments.value(for: "--report")
+    case .option("--max-record"): maxRecord = arguments.byteCount(for: "--max-record", range: Tool.maxRecordRange)
+    case .positional(let path, _): segments.append(path)
+    case .option(let option): arguments.unknown(option)
+    }
+}
+
+guard segments.count == 1, let path = segments.first else { tool.usageError("logpack takes exactly one segment") }
+if indexPath != nil && !inPlace { tool.usageError("--index is used with --in-place") }
+
+do {
+    let report: CompactionReport
+    if inPlace {
+        report = try Compaction.inPlace(path, maxRecord: maxRecord)
+        if let indexPath {
+            let builder = IndexBuilder()
+            try builder.addSegment(try SegmentReader(path: path), maxRecord: maxRecord)
+            try builder.write(indexAt: indexPath)
+        }
+    } else {
+        tool.refuseTerminal(.standardOutput, hint: "redirect stdout to a file, or use --in-place")
+        report = try toStandardOutput()
+    }
+    let line = report.json
+    if let reportPath { try FileSystem.writeAtomically(reportPath) { try $0.writeAll(line) } }
+    try (inPlace ? FileDescriptor.standardOutput : FileDescriptor.standardError).writeAll(line)
+} catch {
+    tool.fail(error)
+}
+
+@MainActor
+func toStandardOutput() throws -> CompactionReport {
+    let started = monotonicMicroseconds()
+    let source = try FileDescriptor.open(path, O_RDONLY)
+    defer { source.close() }
+    let mapped = try MappedFile(source)
+    let out = OutputBuffer(sink: .standardOutput, capacity: 4 << 20)
+    var report = try Compaction.writeLive(mapped.bytes, path: path, maxRecord: maxRecord, to: out)
+    try out.flush()
+    report.durationMicroseconds = monotonicMicroseconds() - started
+    return report
+}
