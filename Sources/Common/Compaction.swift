@@ -3,9 +3,12 @@
 // the older records of its key are gone, a DELETE has nothing left to hide).
 //
 // Two passes over the mapped segment. The first verifies every record and
-// finds, per key, the newest record, marking the one it replaces as dead; keys
-// are compared in place in the map, so the table holds only numbers. The
-// second writes the records that are alive and are PUTs.
+// notes a hash of its key; sorting (hash, record number) pairs with a stable
+// radix sort then puts every key's records side by side, oldest first, and
+// all but the newest of each key are dead. Keys are compared in place in the
+// map, only within a run of equal hashes. Sorting touches memory in order,
+// where a hash table would miss the cache on nearly every record. The second
+// pass writes the records that are alive and are PUTs.
 //
 // In place (contract section 3), a compaction never leaves a segment missing:
 //
@@ -61,8 +64,7 @@ public enum Compaction {
         var report = CompactionReport()
         report.beforeSize = UInt64(segment.count)
         var offsets: [Int] = []
-        var dead: [Bool] = []
-        var table = KeyTable(segment: segment)
+        var keyed: [UInt64] = []
         var position = 0
         while position < segment.count {
             let record: RecordView
@@ -71,16 +73,17 @@ public enum Compaction {
             } catch {
                 throw SegmentFault(path: path, fault: RecordFault(offset: UInt64(position), error: error))
             }
-            let number = offsets.count
+            keyed.append(UInt64(KeyHash.hash(record.key)) << 32 | UInt64(offsets.count))
             offsets.append(position)
-            dead.append(false)
-            let replacedRecord = offsets.withUnsafeBufferPointer { table.setNewest(record: number, offsets: $0) }
-            if let replaced = replacedRecord {
-                dead[replaced] = true
-                report.droppedOverwritten += RecordView.typeByte(segment, at: offsets[replaced]) == RecordType.put.rawValue ? 1 : 0
-                report.droppedTombstones += RecordView.typeByte(segment, at: offsets[replaced]) == RecordType.delete.rawValue ? 1 : 0
-            }
             position += record.length
+        }
+        let dead = KeyHash.overwritten(keyed, offsets: offsets, segment: segment)
+        for (number, isDead) in dead.enumerated() where isDead {
+            if RecordView.typeByte(segment, at: offsets[number]) == RecordType.put.rawValue {
+                report.droppedOverwritten += 1
+            } else {
+                report.droppedTombstones += 1
+            }
         }
         report.recordsRead = offsets.count
         for (number, offset) in offsets.enumerated() where !dead[number] {
@@ -193,80 +196,70 @@ extension RecordView {
     }
 }
 
-/// Key -> newest record number, with keys compared in place in the segment:
-/// a slot is only a hash and a record number (8 bytes), so the table stays
-/// small enough to keep cache misses down. Open addressing with linear
-/// probing; grows at half full.
-struct KeyTable {
-    private let segment: UnsafeRawPointer
-    private var slots: [Slot]
-    private var used = 0
-
-    private struct Slot {
-        var hash: UInt32 = 0
-        /// The newest record's number plus one; 0 for an empty slot.
-        var record: UInt32 = 0
-    }
-
-    init(segment: UnsafeRawBufferPointer) {
-        self.segment = segment.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!
-        slots = Array(repeating: Slot(), count: 1 << 16)
-    }
-
-    /// Makes `record` (at `offsets[record]`) the newest of its key; returns
-    /// the record it replaces.
-    mutating func setNewest(record: Int, offsets: UnsafeBufferPointer<Int>) -> Int? {
-        if (used + 1) * 2 > slots.count { grow() }
-        let key = KeyTable.key(segment, offsets[record])
-        let hash = KeyTable.hash(key.base, key.count)
-        let mask = slots.count - 1
-        var index = Int(hash) & mask
-        let segment = self.segment
-        return slots.withUnsafeMutableBufferPointer { slots in
-            while true {
-                let slot = slots[index]
-                if slot.record == 0 {
-                    slots[index] = Slot(hash: hash, record: UInt32(record + 1))
-                    used += 1
-                    return nil
+/// Finding, for each key, the records a newer one of the same key replaced.
+enum KeyHash {
+    /// `keyed` holds one `hash << 32 | record number` per record, in record
+    /// order; returns which records are overwritten by a later one.
+    static func overwritten(_ keyed: [UInt64], offsets: [Int], segment: UnsafeRawBufferPointer) -> [Bool] {
+        let sorted = radixSortByHash(keyed)
+        var dead = [Bool](repeating: false, count: keyed.count)
+        guard let base = segment.baseAddress else { return dead }
+        func key(_ item: UInt64) -> UnsafeRawBufferPointer {
+            let offset = offsets[Int(item & 0xFFFF_FFFF)]
+            let length = UInt32(bigEndian: base.loadUnaligned(fromByteOffset: offset + RecordLayout.keyLengthOffset, as: UInt32.self))
+            return UnsafeRawBufferPointer(start: base + offset + RecordLayout.headerSize, count: Int(length))
+        }
+        var start = 0
+        while start < sorted.count {
+            var end = start + 1
+            while end < sorted.count && sorted[end] >> 32 == sorted[start] >> 32 { end += 1 }
+            // A run of equal hashes, oldest record first: a record is dead if
+            // a later one in the run has the same key.
+            for a in start..<(end - 1) {
+                for b in (a + 1)..<end where compareBytes(key(sorted[a]), key(sorted[b])) == 0 {
+                    dead[Int(sorted[a] & 0xFFFF_FFFF)] = true
+                    break
                 }
-                if slot.hash == hash {
-                    let other = KeyTable.key(segment, offsets[Int(slot.record) - 1])
-                    if other.count == key.count && memcmp(other.base, key.base, key.count) == 0 {
-                        slots[index].record = UInt32(record + 1)
-                        return Int(slot.record) - 1
+            }
+            start = end
+        }
+        return dead
+    }
+
+    /// A stable LSD radix sort on the high 32 bits, a byte per pass, so equal
+    /// hashes keep record order.
+    static func radixSortByHash(_ items: [UInt64]) -> [UInt64] {
+        var source = items
+        var target = [UInt64](repeating: 0, count: items.count)
+        for shift in stride(from: UInt64(32), to: 64, by: 8) {
+            var counts = [Int](repeating: 0, count: 257)
+            source.withUnsafeBufferPointer { src in
+                for item in src { counts[Int((item >> shift) & 0xFF) + 1] += 1 }
+                for k in 1..<257 { counts[k] += counts[k - 1] }
+                target.withUnsafeMutableBufferPointer { dst in
+                    for item in src {
+                        let bucket = Int((item >> shift) & 0xFF)
+                        dst[counts[bucket]] = item
+                        counts[bucket] += 1
                     }
                 }
-                index = (index + 1) & mask
             }
+            swap(&source, &target)
         }
+        return source
     }
 
+    /// A 32-bit hash of a key: eight bytes at a time, then a full 64-bit
+    /// finaliser, so keys that share a long prefix still spread evenly.
     @inline(__always)
-    private static func key(_ segment: UnsafeRawPointer, _ offset: Int) -> (base: UnsafeRawPointer, count: Int) {
-        let length = UInt32(bigEndian: segment.loadUnaligned(fromByteOffset: offset + RecordLayout.keyLengthOffset, as: UInt32.self))
-        return (segment + offset + RecordLayout.headerSize, Int(length))
-    }
-
-    private mutating func grow() {
-        let old = slots
-        slots = Array(repeating: Slot(), count: old.count * 2)
-        let mask = slots.count - 1
-        for slot in old where slot.record != 0 {
-            var index = Int(slot.hash) & mask
-            while slots[index].record != 0 { index = (index + 1) & mask }
-            slots[index] = slot
-        }
-    }
-
-    /// A fast 32-bit hash of a key, eight bytes at a time.
-    @inline(__always)
-    static func hash(_ p: UnsafeRawPointer, _ count: Int) -> UInt32 {
+    static func hash(_ key: UnsafeRawBufferPointer) -> UInt32 {
+        guard let p = key.baseAddress else { return 0 }
+        let count = key.count
         var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(count)
         var k = 0
         while k + 8 <= count {
             h = (h ^ p.loadUnaligned(fromByteOffset: k, as: UInt64.self)) &* 0xBF58_476D_1CE4_E5B9
-            h ^= h >> 31
+            h = (h << 27) | (h >> 37)
             k += 8
         }
         var tail: UInt64 = 0
@@ -276,8 +269,12 @@ struct KeyTable {
             shift += 8
             k += 1
         }
-        h = (h ^ tail) &* 0x94D0_49BB_1331_11EB
-        h ^= h >> 29
-        return UInt32(truncatingIfNeeded: h)
+        h ^= tail
+        h ^= h >> 33
+        h = h &* 0xFF51_AFD7_ED55_8CCD
+        h ^= h >> 33
+        h = h &* 0xC4CE_B9FE_1A85_EC53
+        h ^= h >> 33
+        return UInt32(truncatingIfNeeded: h >> 32)
     }
 }
