@@ -17,8 +17,9 @@ REPORTS  ?= reports
 SEGMENT  ?= $(DATA)/segment-0001.dat
 INDEX    ?= $(DATA)/index.json
 FIXTURES ?= fixtures
+SIZES    ?= 10000,100000,1000000
 
-.PHONY: all build test unit golden demo install clean help put delete scan inspect index get recover compact crash-demo
+.PHONY: all build test unit golden demo install clean help put delete scan inspect index get recover compact crash-demo bench bench-quick
 
 # KEY, VALUE and OFFSET reach the recipes through the environment, unexpanded,
 # so keys with spaces, quotes or dollar signs pass through make and the shell
@@ -45,6 +46,8 @@ help:
 	@echo "make recover             logfix SEGMENT (torn tail), then rebuild INDEX"
 	@echo "make compact             logpack --in-place SEGMENT, rewriting INDEX"
 	@echo "make crash-demo          append, cut the tail mid-record, recover, show the report"
+	@echo "make bench               logkit beside its peers at SIZES=$(SIZES); reports in REPORTS"
+	@echo "make bench-quick         a smoke run of the benchmark, under a minute"
 	@echo "make install   copy the tools to PREFIX/bin (PREFIX=$(PREFIX))"
 	@echo "make clean     remove build output, bin/, data/ and reports/"
 
@@ -52,7 +55,7 @@ build:
 	$(SWIFT) build $(RELEASE)
 	@mkdir -p bin
 	@dir=$$($(SWIFT) build $(RELEASE) --show-bin-path) && \
-	  for t in $(TOOLS); do ln -sf "$$dir/$$t" bin/$$t; done
+	  for t in $(TOOLS) logbench; do ln -sf "$$dir/$$t" bin/$$t; done
 	@touch bin/.built
 
 # Both suites always run; the target fails if either does.
@@ -149,6 +152,13 @@ crash-demo: bin/.built
 	@echo
 	@echo '$$ bin/logscan --count $(CRASH_DEMO)'
 	@bin/logscan --count $(CRASH_DEMO)
+
+# Peers are measured only if installed: apt-get install sqlite3 jq tkrzw-utils lmdb-utils
+bench: bin/.built
+	bin/logbench --sizes $(SIZES) --work $(DATA)/bench --reports $(REPORTS)
+
+bench-quick: bin/.built
+	bin/logbench --sizes 10000 --runs 3 --work $(DATA)/bench --reports $(REPORTS)
 
 install: build
 	install -d $(PREFIX)/bin

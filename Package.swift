@@ -12,6 +12,8 @@ let package = Package(
         .executableTarget(name: "logidx", dependencies: ["Common"]),
         .executableTarget(name: "logfix", dependencies: ["Common"]),
         .executableTarget(name: "logpack", dependencies: ["Common"]),
+        // The benchmark driver (make bench): not installed with the tools.
+        .executableTarget(name: "logbench", dependencies: ["Common"]),
         .testTarget(name: "CommonTests", dependencies: ["Common"]),
     ]
 )

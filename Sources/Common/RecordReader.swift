@@ -31,7 +31,9 @@ public final class RecordReader {
         var needed = RecordLayout.headerSize
         while true {
             if !atEnd {
-                buffer.reserve(max(chunk, needed - buffer.count))
+                // Room to fill the buffer up to a chunk, or to the record being
+                // completed if that is larger; it grows only in the second case.
+                buffer.reserve(max(chunk, needed) - buffer.count)
                 let room = UnsafeMutableRawBufferPointer(start: buffer.base + buffer.count, count: buffer.capacity - buffer.count)
                 let n = try source.read(into: room)
                 if n == 0 { atEnd = true }

@@ -1,0 +1,130 @@
+import Common
+#if canImport(Glibc)
+import Glibc
+#endif
+
+let tool = Tool(name: "logbench", usage: """
+    usage: logbench [options]
+           logbench ownership-cell MODE retain|drop SEGMENT
+
+    Measure logkit beside its peers: for each size, generate a seeded dataset,
+    build the stores, then time every workload (bulk puts with sync none and
+    batch, single-put processes, repeated puts, deletes, lookups one process each
+    and in a batch, full scan, verify-only scan, index build, recovery full and
+    --from-index, compaction) with logkit and with each installed peer (sqlite3,
+    a JSON-lines log read with grep and jq, tkrzw_dbm_util, mdb_dump, and cat as
+    the floor), after a warm-up, several runs each, median and spread. Then the
+    buffer-ownership experiment. Writes bench.json, bench.md, bench.svg and
+    buffer-ownership.json into the reports directory; a progress line goes to
+    stderr.
+
+    options:
+      --sizes N,N,...     dataset sizes in records (default 10000,100000,1000000)
+      --runs N            measured runs per command (default 5)
+      --warmups N         warm-up runs per command (default 1)
+      --bin DIR           where the logkit tools are (default bin)
+      --work DIR          scratch space for datasets and stores (default data/bench)
+      --reports DIR       where the reports go (default reports)
+      --no-ownership      skip the buffer-ownership experiment
+      -h, --help          show this help and exit
+
+    examples:
+      make bench                     # the default sizes, under 10 minutes here
+      make bench-quick               # a smoke run, under a minute
+      logbench --sizes 100000 --runs 3
+
+    """)
+
+var arguments = Arguments(tool: tool)
+var sizes = [10_000, 100_000, 1_000_000]
+var settings = Settings()
+var bin = "bin"
+var work = "data/bench"
+var reports = "reports"
+var ownership = true
+
+if CommandLine.arguments.count == 5 && CommandLine.arguments[1] == "ownership-cell" {
+    let retain = CommandLine.arguments[3]
+    guard retain == "retain" || retain == "drop" else { tool.usageError("ownership-cell needs retain or drop") }
+    BufferOwnership.runCell(mode: CommandLine.arguments[2], retain: retain == "retain", segment: CommandLine.arguments[4])
+}
+
+while let argument = arguments.next() {
+    switch argument {
+    case .option("-h"), .option("--help"): arguments.help()
+    case .option("--sizes"):
+        let text = arguments.value(for: "--sizes")
+        let parsed = text.split(separator: ",").map { Int($0) }
+        guard !parsed.isEmpty, parsed.allSatisfy({ ($0 ?? 0) > 0 }) else {
+            tool.usageError("option --sizes: '\(text)' is not a list of positive record counts")
+        }
+        sizes = parsed.map { $0! }
+    case .option("--runs"): settings.runs = max(1, Int(arguments.unsignedValue(for: "--runs")))
+    case .option("--warmups"): settings.warmups = Int(arguments.unsignedValue(for: "--warmups"))
+    case .option("--bin"): bin = arguments.value(for: "--bin")
+    case .option("--work"): work = arguments.value(for: "--work")
+    case .option("--reports"): reports = arguments.value(for: "--reports")
+    case .option("--no-ownership"): arguments.flag(); ownership = false
+    case .positional(let text, _): tool.usageError("unexpected argument '\(text)'")
+    case .option(let option): arguments.unknown(option)
+    }
+}
+
+do {
+    try benchmark()
+} catch {
+    tool.fail(error)
+}
+
+@MainActor
+func benchmark() throws {
+    let started = currentTimeMillis()
+    bin = FileSystem.absolutePath(bin)
+    for name in ["logenc", "logdec", "logscan", "logidx", "logfix", "logpack"] where !FileSystem.exists("\(bin)/\(name)") {
+        tool.fail("\(bin)/\(name): missing; run make build first", .usage)
+    }
+    try FileSystem.makeDirectories(work)
+    try FileSystem.makeDirectories(reports)
+    work = FileSystem.absolutePath(work)
+    reports = FileSystem.absolutePath(reports)
+    let progress = Progress()
+    let machine = Machine.describe()
+    let peers = Peers()
+    progress.line("machine: \(machine.summary)")
+    for (peer, reason) in peers.missing { progress.line("skipping \(peer): \(reason)") }
+
+    var measurements: [Measurement] = []
+    var skipped = peers.missing
+    for size in sizes.sorted() {
+        let data = Dataset(size: size, directory: "\(work)/\(size)")
+        progress.line("[\(size)] generating the dataset and building the stores")
+        try data.generate()
+        guard chdir(data.directory) == 0 else { throw SystemError(errno: errno, operation: "chdir", path: data.directory) }
+        let plan = Plan(data: data, bin: bin, peers: peers, includeFixedSize: size == sizes.max())
+        for step in plan.setup { _ = try Runner.shell(step) }
+        for workload in plan.workloads {
+            measurements.append(try Measure.run(workload.logkit, of: workload, size: size, settings: settings, progress: progress))
+            for peer in workload.peers {
+                measurements.append(try Measure.run(peer, of: workload, size: size, settings: settings, progress: progress))
+            }
+            for (peer, reason) in workload.skipped where !skipped.contains(where: { $0.tool == peer && $0.reason == reason }) {
+                skipped.append((peer, "\(workload.name): \(reason)"))
+            }
+        }
+    }
+
+    var ownershipReport: (json: String, markdown: String)?
+    if ownership, let size = sizes.max() {
+        progress.line("[\(size)] buffer ownership: six ways to hold decoded records")
+        ownershipReport = try BufferOwnership.run(segment: "\(work)/\(size)/base.seg", records: size, executable: "/proc/self/exe")
+        try FileSystem.writeAtomically("\(reports)/buffer-ownership.json") { try $0.writeAll(ownershipReport!.json) }
+    }
+
+    let report = RunReport(machine: machine, settings: settings, sizes: sizes.sorted(), started: started,
+                           measurements: measurements, skipped: skipped,
+                           ownershipJSON: ownershipReport?.json, ownershipMarkdown: ownershipReport?.markdown)
+    try FileSystem.writeAtomically("\(reports)/bench.json") { try $0.writeAll(report.json) }
+    try FileSystem.writeAtomically("\(reports)/bench.md") { try $0.writeAll(report.markdown) }
+    try FileSystem.writeAtomically("\(reports)/bench.svg") { try $0.writeAll(report.svg) }
+    progress.line("wrote \(reports)/bench.json, bench.md, bench.svg\(ownershipReport == nil ? "" : ", buffer-ownership.json") in \((currentTimeMillis() - started) / 1000) s")
+}
