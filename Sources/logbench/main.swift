@@ -87,6 +87,8 @@ func benchmark() throws {
     try FileSystem.makeDirectories(reports)
     work = FileSystem.absolutePath(work)
     reports = FileSystem.absolutePath(reports)
+    // Commands run in the work area, where their scratch files belong.
+    guard chdir(work) == 0 else { throw SystemError(errno: errno, operation: "chdir", path: work) }
     let progress = Progress()
     let machine = Machine.describe()
     let peers = Peers()
