@@ -108,9 +108,10 @@ inspect: bin/.built
 	@test -n "$$OFFSET" || { echo "usage: make inspect OFFSET=n" >&2; exit 2; }
 	bin/logscan --at "$$OFFSET" $(SEGMENT)
 
+# logidx reads the segment itself: if it is damaged, the old index stays.
 index: bin/.built
 	@mkdir -p $(dir $(INDEX))
-	bin/logscan --no-values $(SEGMENT) | bin/logidx -o $(INDEX)
+	bin/logidx -o $(INDEX) $(SEGMENT)
 
 get: bin/.built
 	@test -n "$$KEY" || { echo "usage: make get KEY=key" >&2; exit 2; }
@@ -127,7 +128,7 @@ recover: bin/.built
 	  bin/logfix --report $(REPORTS)/recover.json $(SEGMENT); \
 	fi
 	@mkdir -p $(dir $(INDEX))
-	bin/logscan --no-values $(SEGMENT) | bin/logidx -o $(INDEX)
+	bin/logidx -o $(INDEX) $(SEGMENT)
 
 compact: bin/.built
 	@mkdir -p $(REPORTS) $(dir $(INDEX))

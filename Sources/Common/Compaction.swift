@@ -104,21 +104,35 @@ public enum Compaction {
     /// Compacts the segment at `path` in place (see the top of this file).
     public static func inPlace(_ path: String, maxRecord: Int) throws -> CompactionReport {
         let started = monotonicMicroseconds()
+        try FileSystem.requireSegment(path)
         let lock = try WritersLock(segment: path)
         let compactingPath = WritersLock.compactingPath(path)
-        let claim: FileDescriptor = try lock.withLock {
+        // Step 1, under the lock: no writer is mid-record, so the size read
+        // now ends on a record boundary, and the path names the live segment.
+        let (source, scanned, claim): (FileDescriptor, UInt64, FileDescriptor) = try lock.withLock {
             try lock.removeLeftoverCompaction()
-            let file = try FileDescriptor.open(compactingPath, O_WRONLY | O_CREAT)
-            guard try file.tryLockExclusive() else {
-                file.close()
-                throw CompactionRefused(message: "\(path): another compaction is in progress (\(compactingPath))", exitCode: .usage)
+            let source = try FileDescriptor.open(path, O_RDONLY)
+            do {
+                let scanned = try source.size()
+                let claim = try FileDescriptor.open(compactingPath, O_WRONLY | O_CREAT)
+                guard try claim.tryLockExclusive() else {
+                    claim.close()
+                    throw CompactionRefused(message: "\(path): another compaction is in progress (\(compactingPath))", exitCode: .usage)
+                }
+                try claim.truncate(to: 0)
+                try claim.setPermissions(try source.permissions())
+                return (source, scanned, claim)
+            } catch {
+                source.close()
+                throw error
             }
-            try file.truncate(to: 0)
-            return file
         }
-        defer { claim.close() }
+        defer {
+            claim.close()
+            source.close()
+        }
         do {
-            var report = try compact(path, into: claim, maxRecord: maxRecord, lock: lock)
+            var report = try compact(path, source: source, scanned: scanned, into: claim, maxRecord: maxRecord, lock: lock)
             report.durationMicroseconds = monotonicMicroseconds() - started
             return report
         } catch {
@@ -127,11 +141,10 @@ public enum Compaction {
         }
     }
 
-    private static func compact(_ path: String, into claim: FileDescriptor, maxRecord: Int, lock: WritersLock) throws -> CompactionReport {
-        let source = try FileDescriptor.open(path, O_RDONLY)
-        defer { source.close() }
+    private static func compact(
+        _ path: String, source: FileDescriptor, scanned: UInt64, into claim: FileDescriptor, maxRecord: Int, lock: WritersLock
+    ) throws -> CompactionReport {
         let identity = try source.identity()
-        let scanned = try source.size()
         var report: CompactionReport
         do {
             let mapped = try MappedFile(source, size: scanned)
@@ -141,6 +154,7 @@ public enum Compaction {
         }
         try claim.sync()
 
+        // Step 3, under the lock again: catch up, swap, make the swap durable.
         try lock.withLock {
             guard try FileSystem.identity(of: path) == identity else {
                 throw CompactionRefused(message: "\(path): the segment was replaced while it was compacted; nothing changed", exitCode: .usage)

@@ -41,6 +41,23 @@ public enum FileSystem {
         access(path, F_OK) == 0
     }
 
+    /// Checks that `path` is an existing regular file, the only thing a
+    /// segment can be: a pipe or a device would read as empty or block.
+    public static func requireSegment(_ path: String) throws(SystemError) {
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw SystemError(errno: errno, operation: "open", path: path) }
+        let kind = info.st_mode & S_IFMT
+        guard kind == S_IFREG else {
+            throw SystemError(errno: kind == S_IFDIR ? EISDIR : EINVAL, operation: "open (not a regular file)", path: path)
+        }
+    }
+
+    /// Refuses an output path that names the segment itself.
+    public static func requireDistinct(_ output: String, from segment: String, option: String) throws(SystemError) {
+        guard let a = try identity(of: output), let b = try identity(of: segment), a == b else { return }
+        throw SystemError(errno: EINVAL, operation: "\(option) would overwrite the segment", path: output)
+    }
+
     /// `mkdir -p`, syncing each parent whose entries changed so the new
     /// directories survive a crash.
     public static func makeDirectories(_ path: String) throws(SystemError) {
@@ -171,6 +188,17 @@ extension FileDescriptor {
 
     public func unlock() {
         _ = flock(raw, LOCK_UN)
+    }
+
+    /// The permission bits, for a replacement file to keep them.
+    public func permissions() throws(SystemError) -> mode_t {
+        var info = stat()
+        guard fstat(raw, &info) == 0 else { throw SystemError(errno: errno, operation: "stat", path: path) }
+        return info.st_mode & 0o7777
+    }
+
+    public func setPermissions(_ mode: mode_t) throws(SystemError) {
+        guard fchmod(raw, mode) == 0 else { throw SystemError(errno: errno, operation: "chmod", path: path) }
     }
 
     /// Asks the kernel to start writing `count` bytes from `offset` to disk

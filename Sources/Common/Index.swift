@@ -136,6 +136,20 @@ public final class IndexBuilder {
         }
     }
 
+    /// Rebuilds the index at `indexPath` from the segment files themselves:
+    /// the segments it lists, in its order, with `segment` added last if it
+    /// was not among them. For rewriting an index after a segment changed
+    /// under it (compaction moves every record).
+    public static func rebuild(_ indexPath: String, including segment: String, maxRecord: Int) throws {
+        var paths: [String] = []
+        if FileSystem.exists(indexPath) { paths = try IndexFile(path: indexPath).segments.map(\.path) }
+        let target = try FileSystem.identity(of: segment)
+        if try !paths.contains(where: { try FileSystem.identity(of: $0) == target }) { paths.append(segment) }
+        let builder = IndexBuilder()
+        for path in paths { try builder.addSegment(try SegmentReader(path: path), maxRecord: maxRecord) }
+        try builder.write(indexAt: indexPath)
+    }
+
     /// Writes the index to `path` atomically, or to stdout if nil. Segment
     /// paths are stored relative to the index's directory when that is known
     /// (a path, or stdout redirected to a file), absolute otherwise.

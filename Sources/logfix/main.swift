@@ -86,10 +86,14 @@ if [check, force, salvagePath != nil].filter({ $0 }).count > 1 {
 }
 
 do {
+    for (option, output) in [("--report", reportPath), ("--salvage", salvagePath)] {
+        if let output { try FileSystem.requireDistinct(output, from: path, option: option) }
+    }
     let report = try repair()
     let line = report.json
-    if let reportPath { try FileSystem.writeAtomically(reportPath) { try $0.writeAll(line) } }
+    // The report reaches stdout even if the report file cannot be written.
     try FileDescriptor.standardOutput.writeAll(line)
+    if let reportPath { try FileSystem.writeAtomically(reportPath) { try $0.writeAll(line) } }
     exit(report.exitCode.rawValue)
 } catch {
     tool.fail(error)
@@ -97,12 +101,15 @@ do {
 
 @MainActor
 func repair() throws -> RepairReport {
+    try FileSystem.requireSegment(path)
     // --check changes nothing, not even by creating the lock file.
     let lock: WritersLock? = check && !FileSystem.exists(path + ".lock") ? nil : try WritersLock(segment: path)
-    let file = try FileDescriptor.open(path, check || salvagePath != nil ? O_RDONLY : O_RDWR)
-    defer { file.close() }
     try lock?.lock()
     defer { lock?.unlock() }
+    // Opened under the lock, so the path names the live segment, not one a
+    // compaction has just renamed away.
+    let file = try FileDescriptor.open(path, check || salvagePath != nil ? O_RDONLY : O_RDWR)
+    defer { file.close() }
     if !check { try lock?.removeLeftoverCompaction() }
 
     let size = try file.size()
@@ -117,9 +124,6 @@ func repair() throws -> RepairReport {
         return report.finish(.checked, recoveredSize: verification.isTornTail ? cut : size)
     }
     if let salvagePath {
-        if let identity = try FileSystem.identity(of: salvagePath), identity == (try file.identity()) {
-            tool.usageError("--salvage OUT must be a new file, not the segment itself")
-        }
         let kept = try salvage(mapped.bytes, to: salvagePath)
         report.validRecords = kept.records
         return report.finish(.salvaged, recoveredSize: kept.bytes)

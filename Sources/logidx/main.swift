@@ -5,6 +5,7 @@ import Glibc
 
 let tool = Tool(name: "logidx", usage: """
     usage: logidx [-o INDEX] < scan.jsonl
+           logidx [-o INDEX] SEG...
            logidx get [options] INDEX KEY...
            logidx get [options] INDEX - < keys.txt
 
@@ -21,12 +22,17 @@ let tool = Tool(name: "logidx", usage: """
     not the segment indexed (smaller, replaced, compacted), the segments are
     replayed in full with a warning. `get` never writes the index.
 
+    Given segment files instead of stdin, it reads them itself, verifying every
+    record, and writes nothing at all if one is damaged: the safe way to rebuild
+    an index that a damaged scan must never replace.
+
     build options:
       -o, --output INDEX  write the index to INDEX atomically (default: stdout)
 
     get options:
       --json              one JSON line per key: {"status":"found"|"deleted"|"missing",...}
       --report FILE       write timings and the lookup mode to FILE as JSON
+
       --max-record BYTES  refuse records longer than BYTES (default 64M; K, M, G)
 
       -h, --help          show this help and exit
@@ -39,6 +45,7 @@ let tool = Tool(name: "logidx", usage: """
 
     examples:
       logscan --no-values data/segment-0001.dat | logidx -o data/index.json
+      logidx -o data/index.json data/segment-0001.dat
       logidx get data/index.json name
       printf 'a\\nb\\n' | logidx get --json data/index.json -
       jq '.entries | length' data/index.json
@@ -46,36 +53,26 @@ let tool = Tool(name: "logidx", usage: """
     """)
 
 var arguments = Arguments(tool: tool)
-guard let first = arguments.next() else { build(output: nil) }
-switch first {
-case .positional("get", _):
-    get()
-case .option("-h"), .option("--help"):
-    arguments.help()
-case .option("-o"), .option("--output"):
-    let output = arguments.value(for: "-o")
-    if let extra = arguments.next() { unexpected(extra) }
-    build(output: output)
-default:
-    unexpected(first)
-}
-
-@MainActor
-func unexpected(_ argument: Argument) -> Never {
-    switch argument {
-    case .option(let option): arguments.unknown(option)
-    case .positional(let text, _): tool.usageError("unexpected argument '\(text)' (did you mean 'logidx get'?)")
-    }
-}
+var output: String?
+var segments: [String] = []
+var maxRecord = RecordLayout.defaultMaxRecord
+var first = true
 
 // MARK: Building
 
 @MainActor
-func build(output: String?) -> Never {
+func build(output: String?, segments: [String]) -> Never {
     if output == "" { tool.usageError("option -o needs a path") }
     let builder = IndexBuilder()
     do {
-        try builder.addScanLines(from: .standardInput)
+        if segments.isEmpty {
+            try builder.addScanLines(from: .standardInput)
+        } else {
+            for path in segments {
+                try FileSystem.requireSegment(path)
+                try builder.addSegment(try SegmentReader(path: path), maxRecord: maxRecord)
+            }
+        }
     } catch {
         tool.fail(error)
     }
@@ -94,7 +91,6 @@ func build(output: String?) -> Never {
 func get() -> Never {
     var json = false
     var reportPath: String?
-    var maxRecord = RecordLayout.defaultMaxRecord
     var positionals: [[UInt8]] = []
     while let argument = arguments.next() {
         switch argument {
@@ -215,3 +211,18 @@ final class Answers {
         tool.warn("\(String(decoding: key, as: UTF8.self)): \(status)")
     }
 }
+
+// MARK: Dispatch
+
+while let argument = arguments.next() {
+    switch argument {
+    case .positional("get", _) where first: get()
+    case .option("-h"), .option("--help"): arguments.help()
+    case .option("-o"), .option("--output"): output = arguments.value(for: "-o")
+    case .option("--max-record"): maxRecord = arguments.byteCount(for: "--max-record", range: Tool.maxRecordRange)
+    case .positional(let path, _): segments.append(path)
+    case .option(let option): arguments.unknown(option)
+    }
+    first = false
+}
+build(output: output, segments: segments)

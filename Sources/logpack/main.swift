@@ -64,21 +64,25 @@ guard segments.count == 1, let path = segments.first else { tool.usageError("log
 if indexPath != nil && !inPlace { tool.usageError("--index is used with --in-place") }
 
 do {
+    try FileSystem.requireSegment(path)
+    for (option, output) in [("--report", reportPath), ("--index", indexPath)] {
+        if let output { try FileSystem.requireDistinct(output, from: path, option: option) }
+    }
     let report: CompactionReport
     if inPlace {
         report = try Compaction.inPlace(path, maxRecord: maxRecord)
-        if let indexPath {
-            let builder = IndexBuilder()
-            try builder.addSegment(try SegmentReader(path: path), maxRecord: maxRecord)
-            try builder.write(indexAt: indexPath)
-        }
+        if let indexPath { try IndexBuilder.rebuild(indexPath, including: path, maxRecord: maxRecord) }
     } else {
         tool.refuseTerminal(.standardOutput, hint: "redirect stdout to a file, or use --in-place")
+        if let output = FileSystem.pathOfRegularFile(.standardOutput) {
+            try FileSystem.requireDistinct(output, from: path, option: "stdout")
+        }
         report = try toStandardOutput()
     }
     let line = report.json
-    if let reportPath { try FileSystem.writeAtomically(reportPath) { try $0.writeAll(line) } }
+    // The report is printed even if the report file cannot be written.
     try (inPlace ? FileDescriptor.standardOutput : FileDescriptor.standardError).writeAll(line)
+    if let reportPath { try FileSystem.writeAtomically(reportPath) { try $0.writeAll(line) } }
 } catch {
     tool.fail(error)
 }
