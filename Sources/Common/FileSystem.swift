@@ -43,19 +43,18 @@ public enum FileSystem {
 
     /// Checks that `path` is an existing regular file, the only thing a
     /// segment can be: a pipe or a device would read as empty or block.
-    public static func requireSegment(_ path: String) throws(SystemError) {
+    public static func requireSegment(_ path: String) throws {
         var info = stat()
         guard stat(path, &info) == 0 else { throw SystemError(errno: errno, operation: "open", path: path) }
-        let kind = info.st_mode & S_IFMT
-        guard kind == S_IFREG else {
-            throw SystemError(errno: kind == S_IFDIR ? EISDIR : EINVAL, operation: "open (not a regular file)", path: path)
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            throw UsageRefused(message: "\(path): not a regular file; a segment is one")
         }
     }
 
-    /// Refuses an output path that names the segment itself.
-    public static func requireDistinct(_ output: String, from segment: String, option: String) throws(SystemError) {
+    /// Refuses an output (a path, or stdout) that names the segment itself.
+    public static func requireDistinct(_ output: String, from segment: String, option: String) throws {
         guard let a = try identity(of: output), let b = try identity(of: segment), a == b else { return }
-        throw SystemError(errno: EINVAL, operation: "\(option) would overwrite the segment", path: output)
+        throw UsageRefused(message: "\(segment): \(option) is the segment itself; refusing to overwrite it")
     }
 
     /// `mkdir -p`, syncing each parent whose entries changed so the new
@@ -220,3 +219,9 @@ extension FileDescriptor {
 /// name; its arguments are plain integers, passed as C passes them.
 @_silgen_name("sync_file_range")
 private func syncFileRange(_ fd: Int32, _ offset: Int64, _ count: Int64, _ flags: UInt32) -> Int32
+
+/// A request refused before anything was touched: exit 2.
+public struct UsageRefused: Error, ReportableError {
+    public let message: String
+    public var exitCode: ExitCode { .usage }
+}
