@@ -28,6 +28,17 @@ public final class MappedFile {
         bytes = UnsafeRawBufferPointer(start: address, count: length)
     }
 
+    /// Maps in every page from `offset` to the end in one call, for a reader
+    /// about to touch them all: one pass through the kernel instead of a page
+    /// fault per few pages. Advisory: on kernels without MADV_POPULATE_READ
+    /// the pages fault in as they are read.
+    public func prefault(from offset: Int) {
+        guard let base = bytes.baseAddress, offset < bytes.count else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = offset / page * page
+        _ = madvise(UnsafeMutableRawPointer(mutating: base + start), bytes.count - start, 22 /* MADV_POPULATE_READ */)
+    }
+
     deinit {
         if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
     }

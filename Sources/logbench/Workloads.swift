@@ -179,7 +179,8 @@ struct Plan {
         if peers.jq { scan.peers.append(Command(tool: "naive log (jq)", line: "jq -c . naive.jsonl > /dev/null")) }
         if peers.sqlite { scan.peers.append(Command(tool: "sqlite3", line: "sqlite3 base.db 'SELECT * FROM kv;' > /dev/null")) }
         if peers.lmdb { scan.peers.append(Command(tool: "lmdb", line: "mdb_dump -p -n base.mdb/db > /dev/null")) }
-        if peers.tkrzw { scan.peers.append(Command(tool: "tkrzw", line: "tkrzw_dbm_util list base.tkh > /dev/null")) }
+        // `list` stops at 10 records unless told otherwise.
+        if peers.tkrzw { scan.peers.append(Command(tool: "tkrzw", line: "tkrzw_dbm_util list --items \(n) base.tkh > /dev/null")) }
         list.append(scan)
 
         // Run without a shell, like the logfix runs they are compared with.
@@ -197,6 +198,9 @@ struct Plan {
         }
         list.append(index)
 
+        list.append(Workload(name: "recovery", variant: "clean segment, full verify", operations: n, unit: "records/s",
+                             logkit: Command(tool: "logkit", line: "logfix r.seg", argv: ["\(bin)/logfix", "r.seg"],
+                                             prepare: "cp base.seg r.seg && rm -f r.seg.lock")))
         var recovery = Workload(name: "recovery", variant: "torn tail, full verify", operations: n, unit: "records/s",
                                 logkit: Command(tool: "logkit", line: "logfix r.seg", argv: ["\(bin)/logfix", "r.seg"],
                                                 prepare: "cp base.seg r.seg && rm -f r.seg.lock && truncate -s -10 r.seg"))

@@ -109,8 +109,9 @@ func benchmark() throws {
             for peer in workload.peers {
                 measurements.append(try Measure.run(peer, of: workload, size: size, settings: settings, progress: progress))
             }
-            for (peer, reason) in workload.skipped where !skipped.contains(where: { $0.tool == peer && $0.reason == reason }) {
-                skipped.append((peer, "\(workload.name): \(reason)"))
+            for (peer, reason) in workload.skipped {
+                let entry = (tool: peer, reason: "\(workload.name): \(reason)")
+                if !skipped.contains(where: { $0.tool == entry.tool && $0.reason == entry.reason }) { skipped.append(entry) }
             }
         }
     }

@@ -115,6 +115,7 @@ func repair() throws -> RepairReport {
     let size = try file.size()
     let mapped = try MappedFile(file, size: size)
     let start = fromIndex ? try indexedEnd(of: file, mapped.bytes) : 0
+    mapped.prefault(from: Int(start))
     let verification = Recovery.verify(mapped.bytes, from: start, maxRecord: maxRecord)
     var report = RepairReport(segment: path, originalSize: size, verification: verification)
 
