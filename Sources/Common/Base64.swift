@@ -86,7 +86,7 @@ public enum Base64 {
         var text = text
         let out = ByteBuffer()
         let ok = text.withUTF8 { decode(UnsafeRawBufferPointer($0), into: out) }
-        return ok ? Array(out.bytes) : nil
+        return withExtendedLifetime(out) { ok ? Array(out.bytes) : nil }
     }
 
     /// The six-bit value of a base64 character, or 255.

@@ -147,9 +147,8 @@ public enum Compaction {
         let identity = try source.identity()
         var report: CompactionReport
         do {
-            let mapped = try MappedFile(source, size: scanned)
             let out = OutputBuffer(sink: claim, capacity: 4 << 20)
-            report = try writeLive(mapped.bytes, path: path, maxRecord: maxRecord, to: out)
+            report = try MappedFile(source, size: scanned).withBytes { try writeLive($0, path: path, maxRecord: maxRecord, to: out) }
             try out.flush()
         }
         try claim.sync()
@@ -184,6 +183,8 @@ public enum Compaction {
     /// `claim`; returns how many there were.
     private static func copyAppended(_ source: FileDescriptor, from: UInt64, to: UInt64, path: String, maxRecord: Int, into claim: FileDescriptor) throws -> Int {
         let buffer = ByteBuffer(capacity: Int(to - from))
+        // The buffer's bytes are used through pointers below; it must outlive them.
+        defer { withExtendedLifetime(buffer) {} }
         buffer.count = try source.read(at: from, into: UnsafeMutableRawBufferPointer(start: buffer.base, count: Int(to - from)))
         var count = 0
         var position = 0

@@ -10,7 +10,8 @@ import Musl
 
 public final class MappedFile {
     public let path: String
-    public let bytes: UnsafeRawBufferPointer
+    /// Valid only while this object lives: use `withBytes`.
+    private let bytes: UnsafeRawBufferPointer
 
     /// Maps the first `size` bytes of `file` (all of it by default).
     public init(_ file: FileDescriptor, size: UInt64? = nil) throws(SystemError) {
@@ -28,15 +29,11 @@ public final class MappedFile {
         bytes = UnsafeRawBufferPointer(start: address, count: length)
     }
 
-    /// Maps in every page from `offset` to the end in one call, for a reader
-    /// about to touch them all: one pass through the kernel instead of a page
-    /// fault per few pages. Advisory: on kernels without MADV_POPULATE_READ
-    /// the pages fault in as they are read.
-    public func prefault(from offset: Int) {
-        guard let base = bytes.baseAddress, offset < bytes.count else { return }
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let start = offset / page * page
-        _ = madvise(UnsafeMutableRawPointer(mutating: base + start), bytes.count - start, 22 /* MADV_POPULATE_READ */)
+    /// Lends the mapped bytes to `body`, keeping the mapping alive until it
+    /// returns. (Swift may end an object's life at its last use, so a pointer
+    /// read out of a mapping must never outlive a call like this one.)
+    public func withBytes<T>(_ body: (UnsafeRawBufferPointer) throws -> T) rethrows -> T {
+        try withExtendedLifetime(self) { try body(bytes) }
     }
 
     deinit {

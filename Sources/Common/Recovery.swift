@@ -45,6 +45,30 @@ public struct Verification: Sendable {
 }
 
 public enum Recovery {
+    /// Verifies the first `size` bytes of `file` from `from`. The common case,
+    /// a clean segment, is one streaming pass with large reads; only when
+    /// damage turns up is the file mapped, to resynchronise past it.
+    public static func verify(_ file: FileDescriptor, size: UInt64, from: UInt64, maxRecord: Int) throws -> Verification {
+        var records = 0
+        var end = from
+        try file.seek(to: from)
+        let reader = RecordReader(source: file, maxRecord: maxRecord, verify: true, startOffset: from, chunk: 4 << 20)
+        do {
+            try reader.forEach { record, offset in
+                guard offset + UInt64(record.length) <= size else { throw PastSize() }
+                records += 1
+                end = offset + UInt64(record.length)
+            }
+            if end == size { return Verification(from: from, validRecords: records, validEnd: end) }
+        } catch is RecordFault {
+        } catch is PastSize {
+        }
+        return try MappedFile(file, size: size).withBytes { verify($0, from: from, maxRecord: maxRecord) }
+    }
+
+    /// Bytes appended after `size` was taken are not this verification's.
+    private struct PastSize: Error {}
+
     /// Verifies `segment` (the whole mapped file) from `from`, resynchronising
     /// past damage to count what follows it.
     public static func verify(_ segment: UnsafeRawBufferPointer, from: UInt64, maxRecord: Int) -> Verification {

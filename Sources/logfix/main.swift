@@ -113,10 +113,8 @@ func repair() throws -> RepairReport {
     if !check { try lock?.removeLeftoverCompaction() }
 
     let size = try file.size()
-    let mapped = try MappedFile(file, size: size)
-    let start = fromIndex ? try indexedEnd(of: file, mapped.bytes) : 0
-    mapped.prefault(from: Int(start))
-    let verification = Recovery.verify(mapped.bytes, from: start, maxRecord: maxRecord)
+    let start = fromIndex ? try indexedEnd(of: file, size: size) : 0
+    let verification = try Recovery.verify(file, size: size, from: start, maxRecord: maxRecord)
     var report = RepairReport(segment: path, originalSize: size, verification: verification)
 
     if verification.isClean { return report.finish(.none, recoveredSize: size) }
@@ -125,7 +123,7 @@ func repair() throws -> RepairReport {
         return report.finish(.checked, recoveredSize: verification.isTornTail ? cut : size)
     }
     if let salvagePath {
-        let kept = try salvage(mapped.bytes, to: salvagePath)
+        let kept = try MappedFile(file, size: size).withBytes { try salvage($0, to: salvagePath) }
         report.validRecords = kept.records
         return report.finish(.salvaged, recoveredSize: kept.bytes)
     }
@@ -143,16 +141,19 @@ func repair() throws -> RepairReport {
 /// Where verification can start for --from-index: the end the index
 /// recorded, if the index's last record of this segment is still there.
 @MainActor
-func indexedEnd(of file: FileDescriptor, _ segment: UnsafeRawBufferPointer) throws -> UInt64 {
+func indexedEnd(of file: FileDescriptor, size: UInt64) throws -> UInt64 {
     let index = try IndexFile(path: indexPath!)
     let identity = try file.identity()
     for indexed in index.segments where try FileSystem.identity(of: indexed.path) == identity {
         guard indexed.size > 0 else { return 0 }
-        let offset = Int(indexed.lastOffset)
-        if indexed.size <= UInt64(segment.count), offset < segment.count,
-           let last = try? RecordView.parse(UnsafeRawBufferPointer(rebasing: segment[offset...]), maxRecord: maxRecord, verify: true),
-           last.checksum == indexed.lastChecksum, indexed.lastOffset + UInt64(last.length) == indexed.size {
-            return indexed.size
+        if indexed.size <= size, indexed.lastOffset < indexed.size {
+            let buffer = ByteBuffer(capacity: Int(indexed.size - indexed.lastOffset))
+            buffer.count = try file.read(at: indexed.lastOffset, into: UnsafeMutableRawBufferPointer(start: buffer.base, count: buffer.capacity))
+            let matches = withExtendedLifetime(buffer) {
+                guard let last = try? RecordView.parse(buffer.bytes, maxRecord: maxRecord, verify: true) else { return false }
+                return last.checksum == indexed.lastChecksum && indexed.lastOffset + UInt64(last.length) == indexed.size
+            }
+            if matches { return indexed.size }
         }
         tool.warn("\(path): the index's last record of this segment is not there; verifying from offset 0")
         return 0

@@ -92,9 +92,8 @@ func toStandardOutput() throws -> CompactionReport {
     let started = monotonicMicroseconds()
     let source = try FileDescriptor.open(path, O_RDONLY)
     defer { source.close() }
-    let mapped = try MappedFile(source)
     let out = OutputBuffer(sink: .standardOutput, capacity: 4 << 20)
-    var report = try Compaction.writeLive(mapped.bytes, path: path, maxRecord: maxRecord, to: out)
+    var report = try MappedFile(source).withBytes { try Compaction.writeLive($0, path: path, maxRecord: maxRecord, to: out) }
     try out.flush()
     report.durationMicroseconds = monotonicMicroseconds() - started
     return report
