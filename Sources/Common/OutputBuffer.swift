@@ -19,9 +19,6 @@ public final class OutputBuffer {
 
     deinit { storage.deallocate() }
 
-    /// The bytes buffered and not yet written.
-    public var pending: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: storage, count: count) }
-
     /// Room for at least `n` more bytes, flushing first if the buffer is past its
     /// threshold and growing it if one item is larger than the buffer.
     @inline(__always)
@@ -54,12 +51,6 @@ public final class OutputBuffer {
         let p = try reserve(n)
         text.withUTF8 { p.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
         commit(n)
-    }
-
-    /// Drops the last `n` buffered bytes, e.g. a partly formatted line.
-    public func unwind(to mark: Int) {
-        precondition(mark <= count)
-        count = mark
     }
 
     /// Writes everything buffered. On failure the buffer is unchanged.

@@ -17,7 +17,7 @@ import Glibc
 import Musl
 #endif
 
-public enum SyncMode: String, Sendable, CaseIterable {
+public enum SyncMode: String, Sendable {
     /// Leave syncing to the kernel (bulk loads).
     case none
     /// fsync once per batch, before its addresses are printed.
