@@ -63,7 +63,9 @@ public enum Recovery {
         } catch is RecordFault {
         } catch is PastSize {
         }
-        return try MappedFile(file, size: size).withBytes { verify($0, from: from, maxRecord: maxRecord) }
+        // Everything before `end` is verified; classify what follows it.
+        let known = Verification(from: from, validRecords: records, validEnd: end)
+        return try MappedFile(file, size: size).withBytes { verify($0, continuing: known, maxRecord: maxRecord) }
     }
 
     /// Bytes appended after `size` was taken are not this verification's.
@@ -72,9 +74,15 @@ public enum Recovery {
     /// Verifies `segment` (the whole mapped file) from `from`, resynchronising
     /// past damage to count what follows it.
     public static func verify(_ segment: UnsafeRawBufferPointer, from: UInt64, maxRecord: Int) -> Verification {
-        var result = Verification(from: from, validEnd: from)
+        verify(segment, continuing: Verification(from: from, validEnd: from), maxRecord: maxRecord)
+    }
+
+    /// Continues `known`, a verification whose records up to `validEnd` are
+    /// all valid, through the rest of the mapped segment.
+    static func verify(_ segment: UnsafeRawBufferPointer, continuing known: Verification, maxRecord: Int) -> Verification {
+        var result = known
         var inDamage = false
-        walk(segment, from: from, maxRecord: maxRecord) { event in
+        walk(segment, from: known.validEnd, maxRecord: maxRecord) { event in
             switch event {
             case .record(let record, let offset):
                 if result.failure == nil {
