@@ -24,11 +24,16 @@ SIZES    ?= 10000,100000,1000000
 # KEY, VALUE and OFFSET reach the recipes through the environment, unexpanded,
 # so keys with spaces, quotes or dollar signs pass through make and the shell
 # unchanged.
+# Each is exported only when given, so recipes (and tests run by make test)
+# never see an empty one that nobody set.
 VALUE_GIVEN := $(if $(filter undefined,$(origin VALUE)),,yes)
-override KEY := $(value KEY)
-override VALUE := $(value VALUE)
-override OFFSET := $(value OFFSET)
-export KEY VALUE OFFSET
+define pass_through
+ifneq ($$(origin $(1)),undefined)
+override $(1) := $$(value $(1))
+export $(1)
+endif
+endef
+$(foreach v,KEY VALUE OFFSET,$(eval $(call pass_through,$(v))))
 SOURCES := Package.swift $(shell find Sources -name '*.swift')
 
 all: build
