@@ -108,21 +108,9 @@ public final class IndexBuilder {
 
     /// Adds every line of scan output read from `source`; stops at the first
     /// malformed line with an InputLineError.
-    public func addScanLines(from source: FileDescriptor) throws {
-        let parser = RecordLineParser(requireValue: false)
-        let reader = LineReader(source: source, maxLine: 6 * RecordLayout.defaultMaxRecord + 65536)
-        do {
-            try reader.forEachLine { line, number in
-                let parsed: RecordInput?
-                do throws(JSONLineError) {
-                    parsed = try parser.parse(line)
-                } catch {
-                    throw InputLineError(line: number, reason: error.message)
-                }
-                if let parsed { try add(scanLine: parsed, line: number) }
-            }
-        } catch let error as LineTooLong {
-            throw InputLineError(line: error.line, reason: "line longer than \(error.limit) bytes")
+    public func addScanLines(from source: FileDescriptor, maxRecord: Int) throws {
+        try RecordLineParser(requireValue: false).forEachRecord(in: source, maxRecord: maxRecord) { record, number in
+            try add(scanLine: record, line: number)
         }
     }
 

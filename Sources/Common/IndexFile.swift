@@ -228,11 +228,3 @@ final class IndexLineParser: JSONCursor {
 
     private static let numberFields: [StaticString] = ["segment", "offset", "length", "timestamp"]
 }
-
-extension Hex {
-    /// Parses `0x` and eight hex digits.
-    public static func parseWord(_ text: String) -> UInt32? {
-        guard text.count == 10, text.hasPrefix("0x") else { return nil }
-        return UInt32(text.dropFirst(2), radix: 16)
-    }
-}

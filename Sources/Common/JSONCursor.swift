@@ -121,14 +121,7 @@ public class JSONCursor {
         guard i + 4 <= end else { throw syntax("\\u needs four hex digits", at: start) }
         var v: UInt32 = 0
         for _ in 0..<4 {
-            let c = byte(i)
-            let digit: UInt8
-            switch c {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = c - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = c - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = c - UInt8(ascii: "A") + 10
-            default: throw syntax("\\u needs four hex digits", at: start)
-            }
+            guard let digit = Hex.digitValue(byte(i)) else { throw syntax("\\u needs four hex digits", at: start) }
             v = v << 4 | UInt32(digit)
             i += 1
         }

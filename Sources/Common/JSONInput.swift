@@ -61,6 +61,34 @@ public final class RecordLineParser: JSONCursor {
         self.requireValue = requireValue
     }
 
+    /// The longest line worth reading: a record at the limit with every value
+    /// byte escaped to six characters, plus room for the other fields.
+    public static func maxLine(maxRecord: Int) -> Int { 6 * maxRecord + 65536 }
+
+    /// Reads `source` line by line and calls `body` with each record and its
+    /// 1-based line number; blank lines are skipped. Stops at the first
+    /// malformed or over-long line with an InputLineError. `afterChunk` runs
+    /// after the lines of each read, as in LineReader.
+    public func forEachRecord(
+        in source: FileDescriptor, maxRecord: Int,
+        _ body: (RecordInput, Int) throws -> Void, afterChunk: () throws -> Void = {}
+    ) throws {
+        let reader = LineReader(source: source, maxLine: RecordLineParser.maxLine(maxRecord: maxRecord))
+        do {
+            try reader.forEachLine({ line, number in
+                let parsed: RecordInput?
+                do throws(JSONLineError) {
+                    parsed = try parse(line)
+                } catch {
+                    throw InputLineError(line: number, reason: error.message)
+                }
+                if let parsed { try body(parsed, number) }
+            }, afterChunk: afterChunk)
+        } catch let error as LineTooLong {
+            throw InputLineError(line: error.line, reason: "line longer than \(error.limit) bytes")
+        }
+    }
+
     /// Parses one line; nil if it is blank.
     public func parse(_ line: UnsafeRawBufferPointer) throws(JSONLineError) -> RecordInput? {
         guard start(line) else { return nil }
@@ -119,7 +147,7 @@ public final class RecordLineParser: JSONCursor {
                     address.length = try optionalUnsigned()
                     address.note("length", present: address.length != nil)
                 case .checksum:
-                    if peek() == UInt8(ascii: "\"") { address.checksum = parseChecksum(try string(into: otherScratch)) } else { try skipValue(depth: 1) }
+                    if peek() == UInt8(ascii: "\"") { address.checksum = Hex.parseWord(try string(into: otherScratch)) } else { try skipValue(depth: 1) }
                     address.note("checksum", present: address.checksum != nil)
                 case .other:
                     try skipValue(depth: 1)
@@ -224,24 +252,6 @@ public final class RecordLineParser: JSONCursor {
         i = start
         try skipValue(depth: 1)
         return nil
-    }
-
-    /// `0x` and eight hex digits, as tools print checksums.
-    private func parseChecksum(_ text: UnsafeRawBufferPointer) -> UInt32? {
-        guard text.count == 10, text[0] == UInt8(ascii: "0"), text[1] == UInt8(ascii: "x") else { return nil }
-        var value: UInt32 = 0
-        for k in 2..<10 {
-            let c = text[k]
-            let digit: UInt8
-            switch c {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = c - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = c - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = c - UInt8(ascii: "A") + 10
-            default: return nil
-            }
-            value = value << 4 | UInt32(digit)
-        }
-        return value
     }
 
     private func timestampValue() throws(JSONLineError) -> UInt64 {

@@ -245,6 +245,32 @@ public enum Hex {
     public static func word(_ value: UInt32) -> String { "0x" + digits(UInt64(value), count: 8) }
     public static func short(_ value: UInt16) -> String { "0x" + digits(UInt64(value), count: 4) }
 
+    /// The value of one hex digit, either case, or nil.
+    @inline(__always)
+    static func digitValue(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+
+    /// `0x` and exactly eight hex digits, the form `word` prints.
+    public static func parseWord(_ text: UnsafeRawBufferPointer) -> UInt32? {
+        guard text.count == 10, text[0] == UInt8(ascii: "0"), text[1] == UInt8(ascii: "x") else { return nil }
+        var value: UInt32 = 0
+        for k in 2..<10 {
+            guard let digit = digitValue(text[k]) else { return nil }
+            value = value << 4 | UInt32(digit)
+        }
+        return value
+    }
+
+    public static func parseWord(_ text: String) -> UInt32? {
+        Array(text.utf8).withUnsafeBytes { parseWord($0) }
+    }
+
     static func digits(_ value: UInt64, count: Int) -> String {
         let s = String(value, radix: 16)
         return String(repeating: "0", count: max(0, count - s.count)) + s

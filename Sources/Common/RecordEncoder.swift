@@ -20,34 +20,18 @@ public final class RecordEncoder {
         self.fixedTimestamp = fixedTimestamp
     }
 
-    /// The longest line worth reading: a record at the limit with every value
-    /// byte escaped to six characters, plus room for the other fields.
-    public var maxLine: Int { 6 * maxRecord + 65536 }
-
     /// Encodes every line of `source` into `batch`, calling `afterChunk` after
     /// the lines of each read so the caller can empty the batch. Stops at the
     /// first malformed line with an InputLineError; the records before it are
     /// in `batch`, nothing after it.
     public func encodeLines(from source: FileDescriptor, into batch: ByteBuffer, afterChunk: () throws -> Void) throws {
-        let reader = LineReader(source: source, maxLine: maxLine)
-        do {
-            try reader.forEachLine({ line, number in
-                _ = try encode(line: line, number: number, into: batch)
-            }, afterChunk: afterChunk)
-        } catch let error as LineTooLong {
-            throw InputLineError(line: error.line, reason: "line longer than \(error.limit) bytes")
-        }
+        try parser.forEachRecord(in: source, maxRecord: maxRecord, { record, number in
+            try encode(record, number: number, into: batch)
+        }, afterChunk: afterChunk)
     }
 
-    /// Encodes one line at the end of `batch`; false for a blank line.
-    public func encode(line: UnsafeRawBufferPointer, number: Int, into batch: ByteBuffer) throws(InputLineError) -> Bool {
-        let parsed: RecordInput?
-        do {
-            parsed = try parser.parse(line)
-        } catch {
-            throw InputLineError(line: number, reason: error.message)
-        }
-        guard let record = parsed else { return false }
+    /// Encodes one record at the end of `batch`.
+    private func encode(_ record: RecordInput, number: Int, into batch: ByteBuffer) throws(InputLineError) {
         let length = Record.length(keyLength: record.key.count, valueLength: record.value.count)
         guard length <= maxRecord else {
             throw InputLineError(line: number, reason: RecordError.tooLarge(length: UInt64(length), limit: maxRecord).reason)
@@ -58,6 +42,5 @@ public final class RecordEncoder {
             timestamp: record.timestamp ?? fixedTimestamp ?? currentTimeMillis(),
             into: UnsafeMutableRawBufferPointer(start: batch.base + batch.count, count: length))
         batch.count += length
-        return true
     }
 }

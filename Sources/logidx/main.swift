@@ -66,7 +66,7 @@ func build(output: String?, segments: [String]) -> Never {
     let builder = IndexBuilder()
     do {
         if segments.isEmpty {
-            try builder.addScanLines(from: .standardInput)
+            try builder.addScanLines(from: .standardInput, maxRecord: maxRecord)
         } else {
             for path in segments {
                 try FileSystem.requireSegment(path)
