@@ -62,7 +62,7 @@ public final class IndexedStore {
         var tails: [Int] = []
         for (n, segment) in index.segments.enumerated() {
             let reader = readers[n]
-            if let reason = try mismatch(segment, reader) {
+            if let reason = try segment.mismatch(reader.file, size: reader.size, maxRecord: maxRecord, buffer: recordBuffer) {
                 warn("\(segment.path): \(reason); replaying the segments in full")
                 try replay()
                 return
@@ -72,24 +72,6 @@ public final class IndexedStore {
         guard !tails.isEmpty else { return }
         mode = .persistedWithTail
         for n in tails { try apply(segment: n, from: index.segments[n].size) }
-    }
-
-    /// Why `reader` is not the segment the index describes, or nil.
-    private func mismatch(_ segment: IndexedSegment, _ reader: SegmentReader) throws -> String? {
-        if reader.size < segment.size {
-            return "segment is smaller than indexed (\(reader.size) bytes, indexed \(segment.size))"
-        }
-        guard segment.size > 0 else { return nil }
-        let last: RecordView
-        do {
-            last = try reader.record(at: segment.lastOffset, maxRecord: maxRecord, verify: true, buffer: recordBuffer)
-        } catch let error as ReportableError where error.exitCode == .dataRejected {
-            return "the last indexed record is gone (\(error.message))"
-        }
-        if last.checksum != segment.lastChecksum || segment.lastOffset + UInt64(last.length) != segment.size {
-            return "the record at offset \(segment.lastOffset) is not the one indexed (checksum \(Hex.word(last.checksum)), indexed \(Hex.word(segment.lastChecksum)))"
-        }
-        return nil
     }
 
     private func replay() throws {
@@ -173,4 +155,26 @@ public final class IndexedStore {
 
     /// The total size of the indexed segments as they are now.
     public var segmentBytes: UInt64 { readers.reduce(0) { $0 + $1.size } }
+}
+
+extension IndexedSegment {
+    /// Why `file` (now `size` bytes) is not the segment this entry describes,
+    /// or nil if it is, possibly grown: one positioned read of the record the
+    /// index says ends at `size`, which must still carry `last_checksum`.
+    public func mismatch(_ file: FileDescriptor, size: UInt64, maxRecord: Int, buffer: ByteBuffer) throws -> String? {
+        if size < self.size {
+            return "segment is smaller than indexed (\(size) bytes, indexed \(self.size))"
+        }
+        guard self.size > 0 else { return nil }
+        let last: RecordView
+        do {
+            last = try file.record(at: lastOffset, size: size, maxRecord: maxRecord, verify: true, buffer: buffer)
+        } catch let error as ReportableError where error.exitCode == .dataRejected {
+            return "the last indexed record is gone (\(error.message))"
+        }
+        if last.checksum != lastChecksum || lastOffset + UInt64(last.length) != self.size {
+            return "the record at offset \(lastOffset) is not the one indexed (checksum \(Hex.word(last.checksum)), indexed \(Hex.word(lastChecksum)))"
+        }
+        return nil
+    }
 }

@@ -62,10 +62,20 @@ public final class SegmentReader {
         }
     }
 
-    /// The record at `offset`, read into `buffer` and borrowed from it. With
-    /// the record's length known (from an index), it is one positioned read;
-    /// otherwise the header is read first to learn it.
+    /// The record at `offset`, read into `buffer` and borrowed from it.
     public func record(at offset: UInt64, length knownLength: UInt64? = nil, maxRecord: Int, verify: Bool, buffer: ByteBuffer) throws -> RecordView {
+        try file.record(at: offset, size: size, length: knownLength, maxRecord: maxRecord, verify: verify, buffer: buffer)
+    }
+}
+
+extension FileDescriptor {
+    /// The record at `offset` of this segment (`size` bytes long), read into
+    /// `buffer` and borrowed from it. With the record's length known (from an
+    /// index), it is one positioned read; otherwise the header is read first
+    /// to learn it.
+    public func record(
+        at offset: UInt64, size: UInt64, length knownLength: UInt64? = nil, maxRecord: Int, verify: Bool, buffer: ByteBuffer
+    ) throws -> RecordView {
         guard offset < size else { throw OffsetBeyondEnd(path: path, offset: offset, size: size) }
         func fault(_ error: RecordError) -> SegmentFault {
             SegmentFault(path: path, fault: RecordFault(offset: offset, error: error))
@@ -76,7 +86,7 @@ public final class SegmentReader {
         }
         buffer.removeAll()
         buffer.reserve(want)
-        buffer.count = try file.read(at: offset, into: UnsafeMutableRawBufferPointer(start: buffer.base, count: want))
+        buffer.count = try read(at: offset, into: UnsafeMutableRawBufferPointer(start: buffer.base, count: want))
         let header: RecordHeader
         do {
             header = try RecordHeader.parse(buffer.bytes, maxRecord: maxRecord)
@@ -87,7 +97,7 @@ public final class SegmentReader {
             let have = buffer.count
             buffer.reserve(header.length - have)
             let rest = UnsafeMutableRawBufferPointer(start: buffer.base + have, count: header.length - have)
-            buffer.count += try file.read(at: offset + UInt64(have), into: rest)
+            buffer.count += try read(at: offset + UInt64(have), into: rest)
         }
         do {
             return try RecordView.parse(buffer.bytes, maxRecord: maxRecord, verify: verify)

@@ -146,15 +146,7 @@ func indexedEnd(of file: FileDescriptor, size: UInt64) throws -> UInt64 {
     let identity = try file.identity()
     for indexed in index.segments where try FileSystem.identity(of: indexed.path) == identity {
         guard indexed.size > 0 else { return 0 }
-        if indexed.size <= size, indexed.lastOffset < indexed.size {
-            let buffer = ByteBuffer(capacity: Int(indexed.size - indexed.lastOffset))
-            buffer.count = try file.read(at: indexed.lastOffset, into: UnsafeMutableRawBufferPointer(start: buffer.base, count: buffer.capacity))
-            let matches = withExtendedLifetime(buffer) {
-                guard let last = try? RecordView.parse(buffer.bytes, maxRecord: maxRecord, verify: true) else { return false }
-                return last.checksum == indexed.lastChecksum && indexed.lastOffset + UInt64(last.length) == indexed.size
-            }
-            if matches { return indexed.size }
-        }
+        if try indexed.mismatch(file, size: size, maxRecord: maxRecord, buffer: ByteBuffer()) == nil { return indexed.size }
         tool.warn("\(path): the index's last record of this segment is not there; verifying from offset 0")
         return 0
     }
