@@ -147,12 +147,9 @@ public final class SegmentAppender {
     /// that fits in `limit` bytes.
     static func wholeRecordsLength(_ records: UnsafeRawBufferPointer, within limit: Int) -> Int {
         var position = 0
-        while position < records.count {
-            let rest = UnsafeRawBufferPointer(rebasing: records[position...])
-            guard let header = try? RecordHeader.parse(rest, maxRecord: Int.max),
-                  position + header.length <= limit
-            else { break }
-            position += header.length
+        for record in RecordSequence(records) {
+            guard position + record.length <= limit else { break }
+            position += record.length
         }
         return position
     }

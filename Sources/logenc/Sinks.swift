@@ -50,11 +50,7 @@ final class SegmentSink: RecordSink {
         defer { batch.removeAll() }
         switch sync {
         case .each:
-            var position = 0
-            for record in RecordSequence(batch.bytes) {
-                try append(UnsafeRawBufferPointer(rebasing: batch.bytes[position..<(position + record.length)]), durable: true)
-                position += record.length
-            }
+            for record in RecordSequence(batch.bytes) { try append(record.bytes, durable: true) }
         case .batch:
             try printPending(syncFirst: true)
             if batch.count > 0 { try append(batch.bytes, durable: idle) }

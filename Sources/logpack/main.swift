@@ -64,7 +64,6 @@ guard segments.count == 1, let path = segments.first else { tool.usageError("log
 if indexPath != nil && !inPlace { tool.usageError("--index is used with --in-place") }
 
 do {
-    try FileSystem.requireSegment(path)
     for (option, output) in [("--report", reportPath), ("--index", indexPath)] {
         if let output { try FileSystem.requireDistinct(output, from: path, option: option) }
     }
@@ -73,6 +72,7 @@ do {
         report = try Compaction.inPlace(path, maxRecord: maxRecord)
         if let indexPath { try IndexBuilder.rebuild(indexPath, including: path, maxRecord: maxRecord) }
     } else {
+        try FileSystem.requireSegment(path)
         tool.refuseTerminal(.standardOutput, hint: "redirect stdout to a file, or use --in-place")
         if let output = FileSystem.pathOfRegularFile(.standardOutput) {
             try FileSystem.requireDistinct(output, from: path, option: "stdout")
