@@ -8,7 +8,8 @@
 //        0     4 magic         89 4C 4F 47 (0x89 then "LOG")
 //        4     1 version       1
 //        5     1 type          1 PUT, 2 DELETE
-//        6     2 reserved      0
+//        6     1 flags         bit 0 continues (the batch goes on), other bits 0
+//        7     1 reserved      0
 //        8     4 key length    >= 1
 //       12     4 value length  0 for DELETE
 //       16     8 timestamp     milliseconds since the Unix epoch
@@ -30,12 +31,18 @@ public enum RecordLayout {
     public static let magicOffset = 0
     public static let versionOffset = 4
     public static let typeOffset = 5
-    public static let reservedOffset = 6
+    public static let flagsOffset = 6
+    public static let reservedOffset = 7
     public static let keyLengthOffset = 8
     public static let valueLengthOffset = 12
     public static let timestampOffset = 16
     public static let checksumOffset = 24
     public static let headerSize = 28
+
+    /// Flag bits of byte 6. Segments written before the flags byte existed
+    /// hold 0 there, so they read as batches of one record each.
+    public static let continuesFlag: UInt8 = 0x01
+    public static let knownFlags: UInt8 = continuesFlag
 
     /// Records longer than this are refused before anything is allocated for them.
     public static let defaultMaxRecord = 64 << 20
@@ -57,8 +64,10 @@ public enum RecordLayout {
             fixed(magicOffset, versionOffset, "magic",
                   "bytes `\(magicBytes)` (0x89 then ASCII `LOG`; the high first byte keeps text from ever parsing as a record)"),
             fixed(versionOffset, typeOffset, "version", "`\(version)`"),
-            fixed(typeOffset, reservedOffset, "type",
+            fixed(typeOffset, flagsOffset, "type",
                   "`\(RecordType.put.rawValue)` PUT, `\(RecordType.delete.rawValue)` DELETE (tombstone); any other value is invalid"),
+            fixed(flagsOffset, reservedOffset, "flags",
+                  "bit 0 (`\(hexByte(continuesFlag))`) *continues*: the record's batch goes on in the next record; every other bit `0`"),
             fixed(reservedOffset, keyLengthOffset, "reserved", "`0`; a non-zero value is invalid in version \(version)"),
             fixed(keyLengthOffset, valueLengthOffset, "key length", "u32, >= 1"),
             fixed(valueLengthOffset, timestampOffset, "value length", "u32; `0` for DELETE"),
@@ -88,6 +97,8 @@ public enum RecordLayout {
         for field in fields { text += line(field) }
         return text
     }
+
+    private static func hexByte(_ byte: UInt8) -> String { "0x" + hex(byte) }
 
     private static func hex(_ byte: UInt8) -> String {
         let digits = Array("0123456789ABCDEF")

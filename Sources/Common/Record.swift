@@ -12,7 +12,8 @@ public enum RecordError: Error, Equatable, Sendable {
     case badMagic([UInt8])
     case unsupportedVersion(UInt8)
     case unknownType(UInt8)
-    case nonZeroReserved(UInt16)
+    case unknownFlags(UInt8)
+    case nonZeroReserved(UInt8)
     case emptyKey
     case deleteWithValue(valueLength: UInt32)
     case tooLarge(length: UInt64, limit: Int)
@@ -30,8 +31,10 @@ public enum RecordError: Error, Equatable, Sendable {
             return "unsupported version \(version)"
         case .unknownType(let type):
             return "unknown record type \(type)"
+        case .unknownFlags(let flags):
+            return "unknown flags \(Hex.byte(flags))"
         case .nonZeroReserved(let value):
-            return "non-zero reserved field \(Hex.short(value))"
+            return "non-zero reserved byte \(Hex.byte(value))"
         case .emptyKey:
             return "key length 0"
         case .deleteWithValue(let length):
@@ -64,6 +67,8 @@ public struct RecordFault: Error, Equatable, Sendable {
 /// The fixed-size part of a record, validated.
 public struct RecordHeader: Equatable, Sendable {
     public var type: RecordType
+    /// The batch goes on in the next record (contract: batches).
+    public var continues: Bool
     public var keyLength: UInt32
     public var valueLength: UInt32
     public var timestamp: UInt64
@@ -84,8 +89,11 @@ public struct RecordHeader: Equatable, Sendable {
         guard available > RecordLayout.typeOffset else { throw .incompleteHeader(available: available) }
         let rawType = p.load(fromByteOffset: RecordLayout.typeOffset, as: UInt8.self)
         guard let type = RecordType(rawValue: rawType) else { throw .unknownType(rawType) }
-        guard available >= RecordLayout.keyLengthOffset else { throw .incompleteHeader(available: available) }
-        let reserved = p.loadBigEndian(UInt16.self, at: RecordLayout.reservedOffset)
+        guard available > RecordLayout.flagsOffset else { throw .incompleteHeader(available: available) }
+        let flags = p.load(fromByteOffset: RecordLayout.flagsOffset, as: UInt8.self)
+        guard flags & ~RecordLayout.knownFlags == 0 else { throw .unknownFlags(flags) }
+        guard available > RecordLayout.reservedOffset else { throw .incompleteHeader(available: available) }
+        let reserved = p.load(fromByteOffset: RecordLayout.reservedOffset, as: UInt8.self)
         guard reserved == 0 else { throw .nonZeroReserved(reserved) }
         guard available >= RecordLayout.valueLengthOffset else { throw .incompleteHeader(available: available) }
         let keyLength = p.loadBigEndian(UInt32.self, at: RecordLayout.keyLengthOffset)
@@ -97,7 +105,7 @@ public struct RecordHeader: Equatable, Sendable {
         guard length <= UInt64(maxRecord) else { throw .tooLarge(length: length, limit: maxRecord) }
         guard available >= RecordLayout.headerSize else { throw .incompleteHeader(available: available) }
         return RecordHeader(
-            type: type, keyLength: keyLength, valueLength: valueLength,
+            type: type, continues: flags & RecordLayout.continuesFlag != 0, keyLength: keyLength, valueLength: valueLength,
             timestamp: p.loadBigEndian(UInt64.self, at: RecordLayout.timestampOffset),
             checksum: p.loadBigEndian(UInt32.self, at: RecordLayout.checksumOffset))
     }
@@ -197,7 +205,8 @@ public enum Record {
         p.storeBigEndian(RecordLayout.magic, at: RecordLayout.magicOffset)
         p.storeBytes(of: RecordLayout.version, toByteOffset: RecordLayout.versionOffset, as: UInt8.self)
         p.storeBytes(of: type.rawValue, toByteOffset: RecordLayout.typeOffset, as: UInt8.self)
-        p.storeBigEndian(UInt16(0), at: RecordLayout.reservedOffset)
+        p.storeBytes(of: UInt8(0), toByteOffset: RecordLayout.flagsOffset, as: UInt8.self)
+        p.storeBytes(of: UInt8(0), toByteOffset: RecordLayout.reservedOffset, as: UInt8.self)
         p.storeBigEndian(UInt32(truncatingIfNeeded: keyLength), at: RecordLayout.keyLengthOffset)
         p.storeBigEndian(UInt32(truncatingIfNeeded: valueLength), at: RecordLayout.valueLengthOffset)
         p.storeBigEndian(timestamp, at: RecordLayout.timestampOffset)
@@ -243,7 +252,6 @@ extension UnsafeMutableRawPointer {
 public enum Hex {
     /// `0x` and eight lowercase digits: how checksums and magics are printed.
     public static func word(_ value: UInt32) -> String { "0x" + digits(UInt64(value), count: 8) }
-    public static func short(_ value: UInt16) -> String { "0x" + digits(UInt64(value), count: 4) }
 
     /// The value of one hex digit, either case, or nil.
     @inline(__always)

@@ -196,13 +196,31 @@ struct RecordValidationTests {
         #expect(parseRecord(sealed, verify: false).failure == .unknownType(type))
     }
 
-    @Test("nonZeroReserved", arguments: [(UInt16(1), "0x0001"), (0x8000, "0x8000"), (0xffff, "0xffff"), (0x0a0b, "0x0a0b")])
-    func nonZeroReserved(reserved: UInt16, printed: String) {
+    @Test("nonZeroReserved", arguments: [(UInt8(1), "0x01"), (0x80, "0x80"), (0xff, "0xff"), (0x0a, "0x0a")])
+    func nonZeroReserved(reserved: UInt8, printed: String) {
         var record = Vectors.put
-        record.replaceSubrange(6..<8, with: bigEndian(reserved))
+        record[7] = reserved
         #expect(parseRecord(record).failure == .nonZeroReserved(reserved))
         #expect(parseHeader(Array(record.prefix(8))).failure == .nonZeroReserved(reserved))
-        #expect(RecordError.nonZeroReserved(reserved).reason == "non-zero reserved field \(printed)")
+        #expect(RecordError.nonZeroReserved(reserved).reason == "non-zero reserved byte \(printed)")
+    }
+
+    @Test("unknownFlags: every bit but continues", arguments: [(UInt8(2), "0x02"), (0x03, "0x03"), (0x80, "0x80"), (0xff, "0xff")])
+    func unknownFlags(flags: UInt8, printed: String) {
+        var record = Vectors.put
+        record[6] = flags
+        #expect(parseRecord(record).failure == .unknownFlags(flags))
+        #expect(parseHeader(Array(record.prefix(7))).failure == .unknownFlags(flags))
+        #expect(RecordError.unknownFlags(flags).reason == "unknown flags \(printed)")
+    }
+
+    @Test("the continues flag is read from byte 6; 0 there is a batch of one")
+    func continuesFlag() throws {
+        #expect(try parseHeader(Vectors.put).get().continues == false)
+        var flagged = Reference.header(flags: 1, keyLength: 1, valueLength: 1)
+        #expect(try parseHeader(flagged).get().continues == true)
+        flagged[6] = 0
+        #expect(try parseHeader(flagged).get().continues == false)
     }
 
     @Test("emptyKey, for a put and a delete")
@@ -336,8 +354,10 @@ struct RecordValidationTests {
         #expect(parseRecord(Reference.header(magic: 1, version: 9, type: 9, reserved: 9, keyLength: 0, valueLength: 0)).failure == .badMagic([0, 0, 0, 1]))
         // version before type
         #expect(parseRecord(Reference.header(version: 9, type: 9, keyLength: 1, valueLength: 0)).failure == .unsupportedVersion(9))
-        // type before reserved
-        #expect(parseRecord(Reference.header(type: 9, reserved: 1, keyLength: 1, valueLength: 0)).failure == .unknownType(9))
+        // type before flags
+        #expect(parseRecord(Reference.header(type: 9, flags: 2, keyLength: 1, valueLength: 0)).failure == .unknownType(9))
+        // flags before reserved
+        #expect(parseRecord(Reference.header(flags: 4, reserved: 1, keyLength: 1, valueLength: 0)).failure == .unknownFlags(4))
         // reserved before key length
         #expect(parseRecord(Reference.header(reserved: 1, keyLength: 0, valueLength: 0)).failure == .nonZeroReserved(1))
         // key length before value length
@@ -357,7 +377,7 @@ struct RecordValidationTests {
     func distinctReasons() {
         let errors: [RecordError] = [
             .incompleteHeader(available: 3), .badMagic([1]), .unsupportedVersion(2), .unknownType(3),
-            .nonZeroReserved(1), .emptyKey, .deleteWithValue(valueLength: 1), .tooLarge(length: 99, limit: 98),
+            .unknownFlags(2), .nonZeroReserved(1), .emptyKey, .deleteWithValue(valueLength: 1), .tooLarge(length: 99, limit: 98),
             .incompletePayload(available: 30, length: 35), .checksumMismatch(stored: 1, computed: 2), .keyNotUTF8,
         ]
         #expect(Set(errors.map(\.reason)).count == errors.count)
@@ -386,7 +406,9 @@ struct RecordLayoutTests {
         #expect(RecordLayout.magicOffset == 0)
         #expect(RecordLayout.versionOffset == 4)
         #expect(RecordLayout.typeOffset == 5)
-        #expect(RecordLayout.reservedOffset == 6)
+        #expect(RecordLayout.flagsOffset == 6)
+        #expect(RecordLayout.reservedOffset == 7)
+        #expect(RecordLayout.continuesFlag == 0x01)
         #expect(RecordLayout.keyLengthOffset == 8)
         #expect(RecordLayout.valueLengthOffset == 12)
         #expect(RecordLayout.timestampOffset == 16)
@@ -396,7 +418,7 @@ struct RecordLayoutTests {
     @Test("field offsets are contiguous and widths match the contract")
     func contiguous() {
         let contract: [(offset: String, width: String, name: String)] = [
-            ("0", "4", "magic"), ("4", "1", "version"), ("5", "1", "type"), ("6", "2", "reserved"),
+            ("0", "4", "magic"), ("4", "1", "version"), ("5", "1", "type"), ("6", "1", "flags"), ("7", "1", "reserved"),
             ("8", "4", "key length"), ("12", "4", "value length"), ("16", "8", "timestamp"),
             ("24", "4", "checksum"), ("28", "k", "key"), ("28+k", "v", "value"),
         ]
@@ -407,7 +429,7 @@ struct RecordLayoutTests {
                     "\(field.name)")
         }
         var next = 0
-        for field in fields.prefix(8) {
+        for field in fields.prefix(9) {
             #expect(Int(field.offset) == next, "\(field.name) starts where the previous field ends")
             next += Int(field.width) ?? 0
         }
@@ -418,7 +440,7 @@ struct RecordLayoutTests {
     func table() {
         let table = RecordLayout.table()
         var rest = Substring(table)
-        for name in ["magic", "version", "type", "reserved", "key length", "value length", "timestamp", "checksum", "key", "value"] {
+        for name in ["magic", "version", "type", "flags", "reserved", "key length", "value length", "timestamp", "checksum", "key", "value"] {
             let cell = "| \(name) "
             guard let range = rest.firstRange(of: cell) else {
                 Issue.record("table has no row for \(name) after the previous one:\n\(table)")
@@ -430,7 +452,7 @@ struct RecordLayoutTests {
         #expect(table.hasSuffix("\n"))
         // Header row, the alignment rule, and one row per field.
         let rows = table.split(separator: "\n").filter { $0.hasPrefix("|") }
-        #expect(rows.count == 12)
+        #expect(rows.count == 13)
         #expect(rows.allSatisfy { $0.hasSuffix("|") })
     }
 }

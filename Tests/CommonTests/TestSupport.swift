@@ -69,10 +69,10 @@ enum Reference {
 
     /// A header with any field values, valid or not; the checksum as given.
     static func header(
-        magic: UInt32 = 0x894C_4F47, version: UInt8 = 1, type: UInt8 = 1, reserved: UInt16 = 0,
+        magic: UInt32 = 0x894C_4F47, version: UInt8 = 1, type: UInt8 = 1, flags: UInt8 = 0, reserved: UInt8 = 0,
         keyLength: UInt32, valueLength: UInt32, timestamp: UInt64 = 0, checksum: UInt32 = 0
     ) -> [UInt8] {
-        bigEndian(magic) + [version, type] + bigEndian(reserved) + bigEndian(keyLength)
+        bigEndian(magic) + [version, type, flags, reserved] + bigEndian(keyLength)
             + bigEndian(valueLength) + bigEndian(timestamp) + bigEndian(checksum)
     }
 
