@@ -8,7 +8,8 @@
 #        UPDATE=1 Tests/golden/run.sh NAME...   # rewrite expected files from actual output
 #
 # Each `cmd` runs with `bash cmd`, its cwd a fresh empty temporary directory
-# (removed afterwards), stdin /dev/null, and PATH="$ROOT/bin:$PATH",
+# (removed afterwards), stdin /dev/null, and PATH="$BIN:$PATH" (BIN defaults to
+# $ROOT/bin; set it to test another build of the tools),
 # ROOT (the repository root), FIXTURES="$ROOT/fixtures", LC_ALL=C.
 # The last line of output is always "N passed, N failed" (unless the tools are
 # missing). Exit status: 0 all passed, 1 a case failed (or no case matched),
@@ -17,12 +18,13 @@ set -u
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
 CASES="$ROOT/Tests/golden/cases"
+BIN=${BIN:-$ROOT/bin}
 TOOLS=(logenc logdec)
 CASE_TIMEOUT=${CASE_TIMEOUT:-20}
 
 for tool in "${TOOLS[@]}"; do
-    if [[ ! -x "$ROOT/bin/$tool" || ! -f "$ROOT/bin/$tool" ]]; then
-        echo "run.sh: $ROOT/bin/$tool is missing or not executable; build the tools first: (cd '$ROOT' && make build)" >&2
+    if [[ ! -x "$BIN/$tool" || ! -f "$BIN/$tool" ]]; then
+        echo "run.sh: $BIN/$tool is missing or not executable; build the tools first: (cd '$ROOT' && make build)" >&2
         exit 2
     fi
 done
@@ -91,7 +93,7 @@ for name in "${names[@]}"; do
     (
         cd "$cwd" || exit 125
         exec env -u BASH_ENV -u ENV -u CDPATH -u UPDATE \
-            PATH="$ROOT/bin:$PATH" ROOT="$ROOT" FIXTURES="$ROOT/fixtures" LC_ALL=C \
+            PATH="$BIN:$PATH" ROOT="$ROOT" FIXTURES="$ROOT/fixtures" LC_ALL=C \
             timeout -k 2 "$CASE_TIMEOUT" bash "$case_dir/cmd"
     ) < /dev/null > "$out/stdout" 2> "$out/stderr"
     status=$?
