@@ -95,6 +95,10 @@ public struct Arguments {
             raw.append(Array(UnsafeBufferPointer(start: UnsafeRawPointer(arg).assumingMemoryBound(to: UInt8.self), count: strlen(arg))))
         }
         self.raw = raw
+        // Every exec has at least argv[0]. None means the runtime could not
+        // read the command line (no free file descriptor for /proc): acting
+        // on an empty one would silently do the wrong thing.
+        if raw.isEmpty { tool.fail("cannot read the command line (no free file descriptor?)", .usage) }
     }
 
     public mutating func next() -> Argument? {
@@ -184,6 +188,14 @@ public struct Arguments {
 }
 
 extension Tool {
+    /// A key as a message shows it: as itself, or JSON-quoted and escaped if
+    /// it holds a control character, so a message is always one line.
+    public static func displayKey(_ key: UnsafeRawBufferPointer) -> String {
+        let text = String(decoding: key, as: UTF8.self)
+        guard key.contains(where: { $0 < 0x20 || $0 == 0x7F }) else { return text }
+        return String(decoding: JSONText.quoted(text), as: UTF8.self)
+    }
+
     /// The `--max-record` option, shared by every tool that reads records.
     public static let maxRecordRange: ClosedRange<UInt64> = UInt64(RecordLayout.headerSize + 1)...UInt64(UInt32.max)
 }
@@ -212,6 +224,15 @@ extension AppendFailure: ReportableError {
         return "\(error.message); then \(cleanup.operation): \(String(cString: strerror(cleanup.errno)))"
     }
     public var exitCode: ExitCode { .usage }
+}
+
+extension TailDamageRefused: ReportableError {
+    public var message: String {
+        let failure = verification.failure.map { $0.message } ?? "damage"
+        let ranges = verification.damaged.map { "\($0.start)-\($0.end)" }.joined(separator: ", ")
+        return "\(path): \(failure); \(verification.recordsAfterDamage) valid records follow the damage (damaged bytes \(ranges)); not appending after it: run logfix \(path)"
+    }
+    public var exitCode: ExitCode { .dataRejected }
 }
 
 extension Tool {

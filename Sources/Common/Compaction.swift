@@ -102,25 +102,37 @@ public enum Compaction {
     }
 
     /// Compacts the segment at `path` in place (see the top of this file).
-    public static func inPlace(_ path: String, maxRecord: Int) throws -> CompactionReport {
+    public static func inPlace(_ segment: String, maxRecord: Int) throws -> CompactionReport {
         let started = monotonicMicroseconds()
-        try FileSystem.requireSegment(path)
-        let lock = try WritersLock(segment: path)
-        let compactingPath = WritersLock.compactingPath(path)
+        try FileSystem.requireSegment(segment)
+        let lock = try WritersLock(segment: segment)
+        // A segment named through a symlink is its target: the new segment
+        // replaces the target, and the link stays a link.
+        let path = lock.segmentPath
+        let compactingPath = lock.compactingPath
         // Step 1, under the lock: no writer is mid-record, so the size read
         // now ends on a record boundary, and the path names the live segment.
         let (source, scanned, claim): (FileDescriptor, UInt64, FileDescriptor) = try lock.withLock {
             try lock.removeLeftoverCompaction()
-            let source = try FileDescriptor.open(path, O_RDONLY)
+            let source = try FileDescriptor.openSegment(path, O_RDONLY)
             do {
                 let scanned = try source.size()
-                let claim = try FileDescriptor.open(compactingPath, O_WRONLY | O_CREAT)
-                guard try claim.tryLockExclusive() else {
-                    claim.close()
+                // Exclusive and never through a link: a leftover was removed
+                // above, so a file here belongs to a running compaction.
+                let claim: FileDescriptor
+                do {
+                    claim = try FileDescriptor.open(compactingPath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o600)
+                } catch let error as SystemError where error.errno == EEXIST {
                     throw CompactionRefused(message: "\(path): another compaction is in progress (\(compactingPath))", exitCode: .usage)
                 }
-                try claim.truncate(to: 0)
-                try claim.setPermissions(try source.permissions())
+                do {
+                    try claim.lockExclusive()
+                    try claim.adoptAttributes(try source.status())
+                } catch {
+                    claim.close()
+                    try? FileSystem.remove(compactingPath)
+                    throw error
+                }
                 return (source, scanned, claim)
             } catch {
                 source.close()
@@ -171,10 +183,12 @@ public enum Compaction {
                 try claim.sync()
             }
             report.beforeSize = now
-            guard rename(WritersLock.compactingPath(path), path) == 0 else {
+            guard rename(lock.compactingPath, path) == 0 else {
                 throw SystemError(errno: errno, operation: "rename", path: path)
             }
             try FileSystem.syncDirectory(FileSystem.directory(of: path))
+            // The next writer need not verify what was just written from verified records.
+            try? lock.recordVerifiedEnd(VerifiedEnd(identity: try claim.identity(), end: report.afterSize))
         }
         return report
     }

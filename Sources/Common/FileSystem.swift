@@ -17,6 +17,11 @@ public struct FileIdentity: Equatable, Sendable {
         device = UInt64(info.st_dev)
         inode = UInt64(info.st_ino)
     }
+
+    public init(device: UInt64, inode: UInt64) {
+        self.device = device
+        self.inode = inode
+    }
 }
 
 public enum FileSystem {
@@ -37,6 +42,16 @@ public enum FileSystem {
         return FileIdentity(info)
     }
 
+    /// The file a symlink names (resolved to a path without links), or
+    /// `path` itself if it is not a symlink or its target does not exist.
+    public static func followingLink(_ path: String) -> String {
+        var info = stat()
+        guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFLNK,
+              let resolved = realpath(path, nil) else { return path }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
     public static func exists(_ path: String) -> Bool {
         access(path, F_OK) == 0
     }
@@ -46,15 +61,45 @@ public enum FileSystem {
     public static func requireSegment(_ path: String) throws {
         var info = stat()
         guard stat(path, &info) == 0 else { throw SystemError(errno: errno, operation: "open", path: path) }
-        guard info.st_mode & S_IFMT == S_IFREG else {
-            throw UsageRefused(message: "\(path): not a regular file; a segment is one")
-        }
+        guard info.st_mode & S_IFMT == S_IFREG else { throw notASegment(path) }
+    }
+
+    static func notASegment(_ path: String) -> UsageRefused {
+        UsageRefused(message: "\(path): not a regular file; a segment is one")
     }
 
     /// Refuses an output (a path, or stdout) that names the segment itself.
     public static func requireDistinct(_ output: String, from segment: String, option: String) throws {
         guard let a = try identity(of: output), let b = try identity(of: segment), a == b else { return }
         throw UsageRefused(message: "\(segment): \(option) is the segment itself; refusing to overwrite it")
+    }
+
+    /// Checks, before anything is changed, that `writeAtomically(path)` can
+    /// succeed as far as the file system can tell: its directory exists and
+    /// is writable, and what is at `path` is something it may write.
+    public static func requireWritableOutput(_ path: String) throws {
+        var info = stat()
+        if lstat(path, &info) == 0 {
+            switch info.st_mode & S_IFMT {
+            case S_IFREG: break
+            case S_IFLNK:
+                let target = followingLink(path)
+                guard target != path else {
+                    throw UsageRefused(message: "\(path): a symlink whose target cannot be resolved; refusing to replace it")
+                }
+                return try requireWritableOutput(target)
+            case S_IFIFO, S_IFCHR:
+                guard access(path, W_OK) == 0 else { throw SystemError(errno: errno, operation: "open", path: path) }
+                return
+            default:
+                throw UsageRefused(message: "\(path): not a regular file, FIFO or character device; refusing to replace it")
+            }
+        } else if errno != ENOENT {
+            throw SystemError(errno: errno, operation: "stat", path: path)
+        }
+        guard access(directory(of: path), W_OK | X_OK) == 0 else {
+            throw SystemError(errno: errno, operation: "open", path: path)
+        }
     }
 
     /// `mkdir -p`, syncing each parent whose entries changed so the new
@@ -123,20 +168,66 @@ public enum FileSystem {
 
     /// Writes a file atomically: a temporary file in the same directory,
     /// fsynced, renamed over `path`, and the directory fsynced. A crash leaves
-    /// the old file or the new one, never a part.
+    /// the old file or the new one, never a part. The replaced file's mode,
+    /// owner and group are kept.
+    ///
+    /// What is at `path` decides how: a regular file (or nothing) is replaced;
+    /// a symlink is written through (its target is replaced, the link stays);
+    /// a FIFO or character device (`/dev/stdout`, a pipe to a reader) is
+    /// written into, since it cannot be replaced; anything else is refused.
+    /// The temporary file has an unpredictable name and is created with
+    /// O_EXCL and O_NOFOLLOW, so a planted file or symlink never receives it.
     public static func writeAtomically(_ path: String, _ body: (FileDescriptor) throws -> Void) throws {
+        var info = stat()
+        guard lstat(path, &info) == 0 else {
+            guard errno == ENOENT else { throw SystemError(errno: errno, operation: "stat", path: path) }
+            return try replaceAtomically(path, keeping: nil, body)
+        }
+        switch info.st_mode & S_IFMT {
+        case S_IFREG:
+            try replaceAtomically(path, keeping: info, body)
+        case S_IFLNK:
+            guard let target = realpath(path, nil) else {
+                throw UsageRefused(message: "\(path): a symlink whose target cannot be resolved; refusing to replace it")
+            }
+            defer { free(target) }
+            let targetPath = String(cString: target)
+            guard lstat(targetPath, &info) == 0 || errno == ENOENT else {
+                throw SystemError(errno: errno, operation: "stat", path: targetPath)
+            }
+            try writeAtomically(targetPath, body)
+        case S_IFIFO, S_IFCHR:
+            // O_NONBLOCK: a FIFO nobody reads fails at once (ENXIO) instead of hanging.
+            let file = try FileDescriptor.open(path, O_WRONLY | O_NONBLOCK | O_NOCTTY)
+            defer { file.close() }
+            try file.setBlocking()
+            try body(file)
+        default:
+            throw UsageRefused(message: "\(path): not a regular file, FIFO or character device; refusing to replace it")
+        }
+    }
+
+    private static func replaceAtomically(_ path: String, keeping original: stat?, _ body: (FileDescriptor) throws -> Void) throws {
         let directory = directory(of: path)
         let name = path.split(separator: "/").last.map(String.init) ?? path
-        let temporary = (directory == "." ? "" : directory + "/") + ".\(name).tmp-\(getpid())"
-        let file: FileDescriptor
-        do {
-            file = try FileDescriptor.open(temporary, O_WRONLY | O_CREAT | O_TRUNC)
-        } catch {
-            // The temporary name is an implementation detail: report the file asked for.
-            throw SystemError(errno: error.errno, operation: "open", path: path)
+        let prefix = (directory == "." ? "" : directory + "/") + ".\(name).tmp-"
+        var file: FileDescriptor?
+        var temporary = ""
+        for _ in 0..<16 where file == nil {
+            temporary = prefix + Hex.digits(UInt64.random(in: 0...UInt64.max), count: 16)
+            do {
+                file = try FileDescriptor.open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o644)
+            } catch where error.errno == EEXIST {
+                continue
+            } catch {
+                // The temporary name is an implementation detail: report the file asked for.
+                throw SystemError(errno: error.errno, operation: "open", path: path)
+            }
         }
+        guard let file else { throw SystemError(errno: EEXIST, operation: "open", path: path) }
         var closed = false
         do {
+            if let original { try file.adoptAttributes(original) }
             try body(file)
             try file.sync()
             file.close()
@@ -158,6 +249,27 @@ public enum FileSystem {
 }
 
 extension FileDescriptor {
+    /// Opens a segment: without blocking (a FIFO would wait for a writer),
+    /// then refusing anything that is not a regular file.
+    public static func openSegment(_ path: String, _ flags: Int32) throws -> FileDescriptor {
+        let file = try FileDescriptor.open(path, flags | O_NONBLOCK)
+        do {
+            try file.requireSegment()
+        } catch {
+            file.close()
+            throw error
+        }
+        return file
+    }
+
+    /// The open file's own check of `FileSystem.requireSegment`, for a file
+    /// opened without blocking: no race between the check and the open.
+    public func requireSegment() throws {
+        var info = stat()
+        guard fstat(raw, &info) == 0 else { throw SystemError(errno: errno, operation: "stat", path: path) }
+        guard info.st_mode & S_IFMT == S_IFREG else { throw FileSystem.notASegment(path) }
+    }
+
     public func identity() throws(SystemError) -> FileIdentity {
         var info = stat()
         guard fstat(raw, &info) == 0 else { throw SystemError(errno: errno, operation: "stat", path: path) }
@@ -189,15 +301,33 @@ extension FileDescriptor {
         _ = flock(raw, LOCK_UN)
     }
 
-    /// The permission bits, for a replacement file to keep them.
-    public func permissions() throws(SystemError) -> mode_t {
+    public func status() throws(SystemError) -> stat {
         var info = stat()
         guard fstat(raw, &info) == 0 else { throw SystemError(errno: errno, operation: "stat", path: path) }
-        return info.st_mode & 0o7777
+        return info
     }
 
-    public func setPermissions(_ mode: mode_t) throws(SystemError) {
-        guard fchmod(raw, mode) == 0 else { throw SystemError(errno: errno, operation: "chmod", path: path) }
+    /// Gives this (new) file the owner, group and mode of the file it will
+    /// replace, so a replacement made by root (a cron job) leaves the file
+    /// as its owner had it. Owner first: chown clears set-id bits.
+    public func adoptAttributes(_ original: stat) throws(SystemError) {
+        let current = try status()
+        if current.st_uid != original.st_uid || current.st_gid != original.st_gid {
+            guard fchown(raw, original.st_uid, original.st_gid) == 0 else {
+                throw SystemError(errno: errno, operation: "chown", path: path)
+            }
+        }
+        guard fchmod(raw, original.st_mode & 0o7777) == 0 else {
+            throw SystemError(errno: errno, operation: "chmod", path: path)
+        }
+    }
+
+    /// Clears O_NONBLOCK, set only to open without waiting.
+    public func setBlocking() throws(SystemError) {
+        let flags = fcntl(raw, F_GETFL)
+        guard flags >= 0, fcntl(raw, F_SETFL, flags & ~O_NONBLOCK) == 0 else {
+            throw SystemError(errno: errno, operation: "fcntl", path: path)
+        }
     }
 
     /// Asks the kernel to start writing `count` bytes from `offset` to disk
@@ -223,5 +353,6 @@ private func syncFileRange(_ fd: Int32, _ offset: Int64, _ count: Int64, _ flags
 /// A request refused before anything was touched: exit 2.
 public struct UsageRefused: Error, ReportableError {
     public let message: String
+    public init(message: String) { self.message = message }
     public var exitCode: ExitCode { .usage }
 }

@@ -48,6 +48,11 @@ public final class IndexBuilder {
     private var segmentNumbers: [String: Int] = [:]
     private var lastSegmentName: [UInt8] = []
     private var lastSegmentNumber = -1
+    /// Per segment, where the next record starts if lines arrive in order.
+    /// Lines out of order are allowed (two writers' address files), but then
+    /// `coverageGap` sorts them to check that they still cover each segment.
+    private var expectedOffsets: [UInt64] = []
+    private var inOrder = true
 
     public init() {}
 
@@ -65,6 +70,7 @@ public final class IndexBuilder {
     public func segmentNumber(_ path: String) -> Int {
         if let number = segmentNumbers[path] { return number }
         segments.append(IndexedSegment(path: path, size: 0, lastChecksum: 0, lastOffset: 0))
+        expectedOffsets.append(0)
         segmentNumbers[path] = segments.count - 1
         return segments.count - 1
     }
@@ -75,6 +81,11 @@ public final class IndexBuilder {
         keys.append(key.baseAddress!, key.count)
         entries.append(Entry(keyStart: keyStart, keyLength: key.count, location: location))
         let end = location.offset + location.length
+        if location.offset == expectedOffsets[location.segment] {
+            expectedOffsets[location.segment] = end
+        } else {
+            inOrder = false
+        }
         if end >= segments[location.segment].size {
             segments[location.segment].size = end
             segments[location.segment].lastOffset = location.offset
@@ -112,6 +123,24 @@ public final class IndexBuilder {
         try RecordLineParser(requireValue: false).forEachRecord(in: source, maxRecord: maxRecord) { record, number in
             try add(scanLine: record, line: number)
         }
+        if let gap = coverageGap() { throw gap }
+    }
+
+    /// Scan lines must describe each segment whole, from offset 0 with no
+    /// gap or overlap: an index of part of a segment would answer "not
+    /// found" for keys it never saw.
+    func coverageGap() -> IncompleteScan? {
+        if inOrder { return nil }
+        var order = entries.map { ($0.location.segment, $0.location.offset, $0.location.length) }
+        order.sort { ($0.0, $0.1) < ($1.0, $1.1) }
+        var segment = -1
+        var next: UInt64 = 0
+        for (number, offset, length) in order {
+            if number != segment { segment = number; next = 0 }
+            guard offset == next else { return IncompleteScan(path: segments[number].path, offset: next, found: offset) }
+            next = offset + length
+        }
+        return nil
     }
 
     /// Adds every record of a segment, read from the file itself.
@@ -170,7 +199,10 @@ public final class IndexBuilder {
             order.sort { a, b in
                 let x = e[a], y = e[b]
                 let c = compareBytes(base + x.keyStart, x.keyLength, base + y.keyStart, y.keyLength)
-                return c != 0 ? c < 0 : a < b
+                if c != 0 { return c < 0 }
+                // Within a segment the higher offset is the newer record,
+                // whatever order the lines came in.
+                return (x.location.segment, x.location.offset) < (y.location.segment, y.location.offset)
             }
         }
         var result: [Entry] = []
@@ -226,6 +258,20 @@ public final class IndexBuilder {
         bytes.withUnsafeBytes { p.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
         out.commit(bytes.count)
     }
+}
+
+/// Scan lines that leave part of a segment out.
+public struct IncompleteScan: Error, ReportableError {
+    public let path: String
+    /// Where the first missing record should start, and what starts instead.
+    public let offset: UInt64
+    public let found: UInt64
+
+    public var message: String {
+        let what = found > offset ? "no record at offset \(offset) (the next starts at \(found))" : "records overlap at offset \(found)"
+        return "\(path): the scan lines do not cover the segment from offset 0: \(what); index a whole scan, or the segment itself"
+    }
+    public var exitCode: ExitCode { .dataRejected }
 }
 
 public enum IndexFormat {

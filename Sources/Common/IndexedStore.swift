@@ -52,7 +52,7 @@ public final class IndexedStore {
     public init(indexPath: String, maxRecord: Int, warn: (String) -> Void) throws {
         index = try IndexFile(path: indexPath)
         self.maxRecord = maxRecord
-        readers = try index.segments.map { segment throws(SystemError) in try SegmentReader(path: segment.path) }
+        readers = try index.segments.map { segment in try SegmentReader(path: segment.path) }
         let started = monotonicMicroseconds()
         try catchUp(warn: warn)
         catchUpMicroseconds = monotonicMicroseconds() - started

@@ -14,6 +14,11 @@ public struct LineTooLong: Error, Sendable {
     public let limit: Int
 }
 
+extension LineTooLong: ReportableError {
+    public var message: String { "line \(line): longer than the limit of \(limit) bytes (--max-record)" }
+    public var exitCode: ExitCode { .dataRejected }
+}
+
 public final class LineReader {
     private let source: FileDescriptor
     private let maxLine: Int

@@ -32,8 +32,10 @@ public final class RecordReader {
         while true {
             if !atEnd {
                 // Room to fill the buffer up to a chunk, or to the record being
-                // completed if that is larger; it grows only in the second case.
-                buffer.reserve(max(chunk, needed) - buffer.count)
+                // completed if that is larger; it grows only in the second
+                // case, and then at most by doubling what has arrived, so a
+                // header declaring gigabytes costs memory only as bytes come.
+                buffer.reserve(min(max(chunk, needed), max(chunk, 2 * buffer.count)) - buffer.count)
                 let room = UnsafeMutableRawBufferPointer(start: buffer.base + buffer.count, count: buffer.capacity - buffer.count)
                 let n = try source.read(into: room)
                 if n == 0 { atEnd = true }

@@ -35,9 +35,9 @@ public final class SegmentReader {
     /// The size when the segment was opened; a scan may see more.
     public let size: UInt64
 
-    public init(path: String) throws(SystemError) {
+    public init(path: String) throws {
         self.path = path
-        file = try FileDescriptor.open(path, O_RDONLY)
+        file = try FileDescriptor.openSegment(path, O_RDONLY)
         do {
             size = try file.size()
         } catch {
@@ -82,7 +82,7 @@ extension FileDescriptor {
         }
         var want = RecordLayout.headerSize
         if let knownLength, knownLength >= UInt64(RecordLayout.headerSize), knownLength <= UInt64(maxRecord) {
-            want = Int(knownLength)
+            want = Int(min(knownLength, size - offset))
         }
         buffer.removeAll()
         buffer.reserve(want)
@@ -93,10 +93,12 @@ extension FileDescriptor {
         } catch {
             throw fault(error)
         }
-        if header.length > buffer.count {
+        // Never more room than the segment holds, whatever the header declares.
+        let present = Int(min(UInt64(header.length), size - offset))
+        if present > buffer.count {
             let have = buffer.count
-            buffer.reserve(header.length - have)
-            let rest = UnsafeMutableRawBufferPointer(start: buffer.base + have, count: header.length - have)
+            buffer.reserve(present - have)
+            let rest = UnsafeMutableRawBufferPointer(start: buffer.base + have, count: present - have)
             buffer.count += try read(at: offset + UInt64(have), into: rest)
         }
         do {

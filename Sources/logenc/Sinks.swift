@@ -36,8 +36,9 @@ final class SegmentSink: RecordSink {
     /// Address lines of records written but not yet synced.
     private let pending = ByteBuffer(capacity: 1 << 20)
 
-    init(path: String, sync: SyncMode) throws(SystemError) {
-        appender = try SegmentAppender(path: path)
+    init(path: String, sync: SyncMode, maxRecord: Int, notice: @escaping (String) -> Void) throws {
+        appender = try SegmentAppender(path: path, maxRecord: maxRecord)
+        appender.notice = notice
         self.sync = sync
         shape = RecordJSON.Shape(segment: path, includeValue: false)
     }
@@ -69,7 +70,9 @@ final class SegmentSink: RecordSink {
             if durable || sync == .none { try printPending(syncFirst: false) }
         } catch let failure as AppendFailure {
             // The records before the failure are in the segment; report them,
-            // synced if the mode promises it, then the error.
+            // synced if the mode promises it, then the error. After a failed
+            // fsync the appender refuses to sync again, so nothing it covered
+            // is ever reported.
             try queueAddresses(of: UnsafeRawBufferPointer(rebasing: records[0..<failure.appended]), at: failure.offset)
             try? printPending(syncFirst: sync != .none)
             throw failure

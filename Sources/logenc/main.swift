@@ -111,7 +111,7 @@ let encoder = RecordEncoder(maxRecord: maxRecord, fixedTimestamp: fixedTimestamp
 let sink: RecordSink
 if let segmentPath {
     do {
-        sink = try SegmentSink(path: segmentPath, sync: syncMode)
+        sink = try SegmentSink(path: segmentPath, sync: syncMode, maxRecord: maxRecord) { tool.warn($0) }
     } catch {
         tool.fail(error)
     }

@@ -78,7 +78,7 @@ while let argument = arguments.next() {
     }
 }
 
-guard segments.count == 1, let path = segments.first else { tool.usageError("logfix takes exactly one segment") }
+guard segments.count == 1, let path = segments.first else { tool.usageError(segments.isEmpty ? "no segment given" : "exactly one segment is taken, not \(segments.count)") }
 if fromIndex && indexPath == nil { tool.usageError("--from-index needs --index INDEX") }
 if indexPath != nil && !fromIndex { tool.usageError("--index is used with --from-index") }
 if [check, force, salvagePath != nil].filter({ $0 }).count > 1 {
@@ -87,7 +87,10 @@ if [check, force, salvagePath != nil].filter({ $0 }).count > 1 {
 
 do {
     for (option, output) in [("--report", reportPath), ("--salvage", salvagePath)] {
-        if let output { try FileSystem.requireDistinct(output, from: path, option: option) }
+        if let output {
+            try FileSystem.requireDistinct(output, from: path, option: option)
+            try FileSystem.requireWritableOutput(output)
+        }
     }
     let report = try repair()
     let line = report.json
@@ -102,36 +105,53 @@ do {
 @MainActor
 func repair() throws -> RepairReport {
     try FileSystem.requireSegment(path)
-    // --check changes nothing, not even by creating the lock file.
-    let lock: WritersLock? = check && !FileSystem.exists(path + ".lock") ? nil : try WritersLock(segment: path)
+    // --check changes nothing, not even by creating the lock file, and needs
+    // only read permission: without a readable lock file it reads unlocked.
+    let lock: WritersLock? = check ? try? WritersLock(segment: path, readOnly: true) : try WritersLock(segment: path)
     try lock?.lock()
     defer { lock?.unlock() }
     // Opened under the lock, so the path names the live segment, not one a
     // compaction has just renamed away.
-    let file = try FileDescriptor.open(path, check || salvagePath != nil ? O_RDONLY : O_RDWR)
+    let file = try FileDescriptor.openSegment(path, check || salvagePath != nil ? O_RDONLY : O_RDWR)
     defer { file.close() }
     if !check { try lock?.removeLeftoverCompaction() }
 
     let size = try file.size()
+    let identity = try file.identity()
     let start = fromIndex ? try indexedEnd(of: file, size: size) : 0
     let verification = try Recovery.verify(file, size: size, from: start, maxRecord: maxRecord)
     var report = RepairReport(segment: path, originalSize: size, verification: verification)
+    // Records up to the end a writer wrote or verified (kept in SEG.lock) were
+    // whole once: damage there is not a crash's torn tail, whatever follows.
+    let verifiedEnd = lock?.verifiedEnd()
+        .flatMap { $0.identity == identity && $0.end <= size ? $0.end : nil }
+    let failedBelowVerified = verification.failure.map { $0.offset < (verifiedEnd ?? 0) } ?? false
+    let tornTail = verification.isTornTail && !failedBelowVerified
 
-    if verification.isClean { return report.finish(.none, recoveredSize: size) }
-    let cut = verification.validEnd
-    if check {
-        return report.finish(.checked, recoveredSize: verification.isTornTail ? cut : size)
-    }
     if let salvagePath {
+        // OUT is always written, also for a clean segment: a script can rely on it.
         let kept = try MappedFile(file, size: size).withBytes { try salvage($0, to: salvagePath) }
         report.validRecords = kept.records
         return report.finish(.salvaged, recoveredSize: kept.bytes)
     }
-    if verification.isTornTail || force {
+    if verification.isClean {
+        if !check { try? lock?.recordVerifiedEnd(VerifiedEnd(identity: identity, end: size)) }
+        return report.finish(.none, recoveredSize: size)
+    }
+    let cut = verification.validEnd
+    if check {
+        return report.finish(.checked, recoveredSize: tornTail ? cut : size)
+    }
+    if tornTail || force {
         try file.truncate(to: cut)
         try file.sync()
+        try? lock?.recordVerifiedEnd(VerifiedEnd(identity: identity, end: cut))
         tool.warn("\(path): truncated at offset \(cut) (\(size - cut) bytes from offset \(verification.failure!.offset): \(verification.failure!.error.reason))")
-        return report.finish(force && !verification.isTornTail ? .forced : .truncated, recoveredSize: cut)
+        return report.finish(force && !tornTail ? .forced : .truncated, recoveredSize: cut)
+    }
+    if let verifiedEnd, failedBelowVerified && verification.isTornTail {
+        tool.warn("\(path): \(verification.failure!.message); the damage lies below offset \(verifiedEnd), up to which the records were whole when written (\(path).lock); not truncating (use --salvage OUT or --force)")
+        return report.finish(.refused, recoveredSize: size)
     }
     let ranges = verification.damaged.map { "\($0.start)-\($0.end)" }.joined(separator: ", ")
     tool.warn("\(path): \(verification.failure!.message); \(verification.recordsAfterDamage) valid records follow the damage (damaged bytes \(ranges)); not truncating (use --salvage OUT or --force)")

@@ -208,7 +208,7 @@ final class Answers {
     /// Misses go to stderr in order with the values on stdout.
     private func report(_ key: UnsafeRawBufferPointer, _ status: String) throws {
         try output.flush()
-        tool.warn("\(String(decoding: key, as: UTF8.self)): \(status)")
+        tool.warn("\(Tool.displayKey(key)): \(status)")
     }
 }
 

@@ -60,28 +60,30 @@ while let argument = arguments.next() {
     }
 }
 
-guard segments.count == 1, let path = segments.first else { tool.usageError("logpack takes exactly one segment") }
+guard segments.count == 1, let path = segments.first else { tool.usageError(segments.isEmpty ? "no segment given" : "exactly one segment is taken, not \(segments.count)") }
 if indexPath != nil && !inPlace { tool.usageError("--index is used with --in-place") }
 
 do {
     for (option, output) in [("--report", reportPath), ("--index", indexPath)] {
         if let output { try FileSystem.requireDistinct(output, from: path, option: option) }
     }
+    // Every output path is checked before the segment is replaced, and once
+    // it is, the report is printed first: nothing after the swap can hide it.
+    for output in [indexPath, reportPath].compactMap({ $0 }) { try FileSystem.requireWritableOutput(output) }
     let report: CompactionReport
     if inPlace {
         report = try Compaction.inPlace(path, maxRecord: maxRecord)
-        if let indexPath { try IndexBuilder.rebuild(indexPath, including: path, maxRecord: maxRecord) }
     } else {
         try FileSystem.requireSegment(path)
         tool.refuseTerminal(.standardOutput, hint: "redirect stdout to a file, or use --in-place")
-        if let output = FileSystem.pathOfRegularFile(.standardOutput) {
-            try FileSystem.requireDistinct(output, from: path, option: "stdout")
+        if try FileDescriptor.standardOutput.identity() == FileSystem.identity(of: path) {
+            throw UsageRefused(message: "\(path): stdout is the segment itself; refusing to overwrite it")
         }
         report = try toStandardOutput()
     }
     let line = report.json
-    // The report is printed even if the report file cannot be written.
     try (inPlace ? FileDescriptor.standardOutput : FileDescriptor.standardError).writeAll(line)
+    if let indexPath { try IndexBuilder.rebuild(indexPath, including: path, maxRecord: maxRecord) }
     if let reportPath { try FileSystem.writeAtomically(reportPath) { try $0.writeAll(line) } }
 } catch {
     tool.fail(error)
@@ -90,7 +92,7 @@ do {
 @MainActor
 func toStandardOutput() throws -> CompactionReport {
     let started = monotonicMicroseconds()
-    let source = try FileDescriptor.open(path, O_RDONLY)
+    let source = try FileDescriptor.openSegment(path, O_RDONLY)
     defer { source.close() }
     let out = OutputBuffer(sink: .standardOutput, capacity: 4 << 20)
     var report = try MappedFile(source).withBytes { try Compaction.writeLive($0, path: path, maxRecord: maxRecord, to: out) }
