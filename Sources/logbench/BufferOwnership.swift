@@ -22,7 +22,11 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Common
+import LogFormat
+import LogIO
+import LogJSON
+import LogStore
+import LogCLI
 
 enum BufferOwnership {
     private enum Mode: String, CaseIterable {
@@ -266,10 +270,8 @@ enum BufferOwnership {
             exit(0)
         } catch let fault as RecordFault {
             tool.fail("\(segment): \(fault.message)", .usage)
-        } catch let error as ReportableError {
-            tool.fail(error.message, .usage)
         } catch {
-            tool.fail("\(error)", .usage)
+            tool.fail(Failure.describe(error).message, .usage)
         }
     }
 

@@ -4,7 +4,11 @@
 // JSON lines (logkit's input and the naive log) and as TSV (the peers'
 // import format), plus the derived inputs the workloads need.
 
-import Common
+import LogFormat
+import LogIO
+import LogJSON
+import LogStore
+import LogCLI
 #if canImport(Glibc)
 import Glibc
 #endif

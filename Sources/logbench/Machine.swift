@@ -1,7 +1,11 @@
 // What the numbers were measured on: every report carries it, because a
 // figure without its machine is not a figure.
 
-import Common
+import LogFormat
+import LogIO
+import LogJSON
+import LogStore
+import LogCLI
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -3,7 +3,11 @@
 // run. A peer so slow that its warm-up takes seconds gets fewer runs, so the
 // whole benchmark stays within its time budget; the run count is reported.
 
-import Common
+import LogFormat
+import LogIO
+import LogJSON
+import LogStore
+import LogCLI
 
 struct Measurement {
     let size: Int

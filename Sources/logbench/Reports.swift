@@ -3,7 +3,11 @@
 // workload, logkit beside each peer, on a log scale). All are computed from
 // the same measurements; ratios compare figures taken in the same run.
 
-import Common
+import LogFormat
+import LogIO
+import LogJSON
+import LogStore
+import LogCLI
 #if canImport(Glibc)
 import Glibc
 #endif

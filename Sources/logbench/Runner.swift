@@ -8,7 +8,11 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Common
+import LogFormat
+import LogIO
+import LogJSON
+import LogStore
+import LogCLI
 
 struct RunResult {
     var status: Int32

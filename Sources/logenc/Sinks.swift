@@ -1,4 +1,8 @@
-import Common
+import LogFormat
+import LogIO
+import LogJSON
+import LogStore
+import LogCLI
 
 /// Where encoded records go: stdout as a stream, or appended to a segment.
 protocol RecordSink {

@@ -1,4 +1,8 @@
-import Common
+import LogFormat
+import LogIO
+import LogJSON
+import LogStore
+import LogCLI
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,4 +1,8 @@
-import Common
+import LogFormat
+import LogIO
+import LogJSON
+import LogStore
+import LogCLI
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -77,7 +81,7 @@ do {
         try FileSystem.requireSegment(path)
         tool.refuseTerminal(.standardOutput, hint: "redirect stdout to a file, or use --in-place")
         if try FileDescriptor.standardOutput.identity() == FileSystem.identity(of: path) {
-            throw UsageRefused(message: "\(path): stdout is the segment itself; refusing to overwrite it")
+            throw PathRefused(message: "\(path): stdout is the segment itself; refusing to overwrite it")
         }
         report = try toStandardOutput()
     }

@@ -1,4 +1,8 @@
-import Common
+import LogFormat
+import LogIO
+import LogJSON
+import LogStore
+import LogCLI
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -93,9 +97,8 @@ var worst = ExitCode.success
 @MainActor
 func report(_ error: any Error) {
     do { try output.flush() } catch { tool.fail(error) }
-    let reportable = error as? any ReportableError
-    tool.warn(reportable?.message ?? "\(error)")
-    let code = reportable?.exitCode ?? .usage
+    let (message, code) = Failure.describe(error)
+    tool.warn(message)
     if code.rawValue > worst.rawValue { worst = code }
 }
 

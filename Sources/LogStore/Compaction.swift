@@ -1,0 +1,320 @@
+// Compaction: keep the latest PUT of each key, in original order; drop the
+// records a later one of the same key overwrote, and every tombstone (once
+// the older records of its key are gone, a DELETE has nothing left to hide).
+//
+// Two passes over the mapped segment. The first verifies every record and
+// notes a hash of its key; sorting (hash, record number) pairs with a stable
+// radix sort then puts every key's records side by side, oldest first, and
+// all but the newest of each key are dead. Keys are compared in place in the
+// map, only within a run of equal hashes. Sorting touches memory in order,
+// where a hash table would miss the cache on nearly every record. The second
+// pass writes the records that are alive and are PUTs.
+//
+// In place (contract section 3), a compaction never leaves a segment missing:
+//
+//   1. under the writers' lock: remove a dead compaction's SEG.compacting,
+//      create ours and flock it (our claim; a writer that can take that flock
+//      knows the compaction died);
+//   2. without the lock: compact SEG as it is now into SEG.compacting, fsync;
+//   3. under the writers' lock: copy the records appended since step 2
+//      verbatim, fsync, rename SEG.compacting over SEG, fsync the directory.
+//
+// A crash before the rename leaves the old segment; after it, the new one,
+// complete and synced. Writers follow the rename because they check, after
+// taking the lock, that the path still names the file they have open.
+
+import LogFormat
+import LogIO
+import LogJSON
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+public struct CompactionReport: Sendable {
+    public var beforeSize: UInt64 = 0
+    public var afterSize: UInt64 = 0
+    public var recordsRead = 0
+    public var recordsWritten = 0
+    public var droppedTombstones = 0
+    public var droppedOverwritten = 0
+    /// Records appended while the compaction ran, copied as they were.
+    public var recordsAppendedMeanwhile = 0
+    public var durationMicroseconds: UInt64 = 0
+
+    public var json: String {
+        let ms = Double(durationMicroseconds) / 1000
+        return "{\"before_size\":\(beforeSize),\"after_size\":\(afterSize),\"records_read\":\(recordsRead),"
+            + "\"records_written\":\(recordsWritten),\"dropped_tombstones\":\(droppedTombstones),"
+            + "\"dropped_overwritten\":\(droppedOverwritten),\"appended_meanwhile\":\(recordsAppendedMeanwhile),"
+            + "\"duration_ms\":\(Int(ms.rounded()))}\n"
+    }
+}
+
+/// A compaction that could not go ahead; nothing was changed.
+public struct CompactionRefused: Error {
+    public enum Cause: Sendable {
+        /// Another process changed or holds the segment: try again later.
+        case conflict
+        /// The records appended meanwhile are damaged: run logfix.
+        case damage
+    }
+
+    public let message: String
+    public let cause: Cause
+}
+
+public enum Compaction {
+    /// Writes the live records of `segment` (a whole mapped segment) to
+    /// `out`. Every record is verified in the first pass, so a damaged
+    /// segment throws a SegmentFault before anything is written: compaction
+    /// never carries damage forward.
+    public static func writeLive<Out: LineBuffer>(_ segment: UnsafeRawBufferPointer, path: String, maxRecord: Int, to out: Out) throws -> CompactionReport {
+        var report = CompactionReport()
+        report.beforeSize = UInt64(segment.count)
+        var offsets: [Int] = []
+        var keyed: [UInt64] = []
+        var position = 0
+        while position < segment.count {
+            let record: RecordView
+            do {
+                record = try RecordView.parse(UnsafeRawBufferPointer(rebasing: segment[position...]), maxRecord: maxRecord, verify: true)
+            } catch {
+                throw SegmentFault(path: path, fault: RecordFault(offset: UInt64(position), error: error))
+            }
+            keyed.append(UInt64(KeyHash.hash(record.key)) << 32 | UInt64(offsets.count))
+            offsets.append(position)
+            position += record.length
+        }
+        let dead = KeyHash.overwritten(keyed, offsets: offsets, segment: segment)
+        for (number, isDead) in dead.enumerated() where isDead {
+            if RecordView.typeByte(segment, at: offsets[number]) == RecordType.put.rawValue {
+                report.droppedOverwritten += 1
+            } else {
+                report.droppedTombstones += 1
+            }
+        }
+        report.recordsRead = offsets.count
+        for (number, offset) in offsets.enumerated() where !dead[number] {
+            let record = try! RecordView.parse(UnsafeRawBufferPointer(rebasing: segment[offset...]), maxRecord: Int.max, verify: false)
+            if record.type == .delete {
+                report.droppedTombstones += 1
+                continue
+            }
+            let p = try out.room(for: record.length)
+            p.copyMemory(from: record.bytes.baseAddress!, byteCount: record.length)
+            out.commit(record.length)
+            report.recordsWritten += 1
+            report.afterSize += UInt64(record.length)
+        }
+        return report
+    }
+
+    /// Compacts the segment at `path` in place (see the top of this file).
+    public static func inPlace(_ segment: String, maxRecord: Int) throws -> CompactionReport {
+        let started = monotonicMicroseconds()
+        try FileSystem.requireSegment(segment)
+        let lock = try WritersLock(segment: segment)
+        // A segment named through a symlink is its target: the new segment
+        // replaces the target, and the link stays a link.
+        let path = lock.segmentPath
+        let compactingPath = lock.compactingPath
+        // Step 1, under the lock: no writer is mid-record, so the size read
+        // now ends on a record boundary, and the path names the live segment.
+        let (source, scanned, claim): (FileDescriptor, UInt64, FileDescriptor) = try lock.withLock {
+            try lock.removeLeftoverCompaction()
+            let source = try FileDescriptor.openSegment(path, O_RDONLY)
+            do {
+                let scanned = try source.size()
+                // Exclusive and never through a link: a leftover was removed
+                // above, so a file here belongs to a running compaction.
+                let claim: FileDescriptor
+                do {
+                    claim = try FileDescriptor.open(compactingPath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o600)
+                } catch let error as SystemError where error.errno == EEXIST {
+                    throw CompactionRefused(message: "\(path): another compaction is in progress (\(compactingPath))", cause: .conflict)
+                }
+                do {
+                    try claim.lockExclusive()
+                    try claim.adoptAttributes(try source.status())
+                } catch {
+                    claim.close()
+                    try? FileSystem.remove(compactingPath)
+                    throw error
+                }
+                return (source, scanned, claim)
+            } catch {
+                source.close()
+                throw error
+            }
+        }
+        defer {
+            claim.close()
+            source.close()
+        }
+        do {
+            var report = try compact(path, source: source, scanned: scanned, into: claim, maxRecord: maxRecord, lock: lock)
+            report.durationMicroseconds = monotonicMicroseconds() - started
+            return report
+        } catch {
+            try? FileSystem.remove(compactingPath)
+            throw error
+        }
+    }
+
+    private static func compact(
+        _ path: String, source: FileDescriptor, scanned: UInt64, into claim: FileDescriptor, maxRecord: Int, lock: WritersLock
+    ) throws -> CompactionReport {
+        let identity = try source.identity()
+        var report: CompactionReport
+        do {
+            let out = OutputBuffer(sink: claim, capacity: 4 << 20)
+            report = try MappedFile(source, size: scanned).withBytes { try writeLive($0, path: path, maxRecord: maxRecord, to: out) }
+            try out.flush()
+        }
+        try claim.sync()
+
+        // Step 3, under the lock again: catch up, swap, make the swap durable.
+        try lock.withLock {
+            guard try FileSystem.identity(of: path) == identity else {
+                throw CompactionRefused(message: "\(path): the segment was replaced while it was compacted; nothing changed", cause: .conflict)
+            }
+            let now = try source.size()
+            guard now >= scanned else {
+                throw CompactionRefused(message: "\(path): the segment shrank while it was compacted; nothing changed", cause: .conflict)
+            }
+            if now > scanned {
+                let appended = try copyAppended(source, from: scanned, to: now, path: path, maxRecord: maxRecord, into: claim)
+                report.recordsAppendedMeanwhile = appended
+                report.recordsRead += appended
+                report.recordsWritten += appended
+                report.afterSize += now - scanned
+                try claim.sync()
+            }
+            report.beforeSize = now
+            guard rename(lock.compactingPath, path) == 0 else {
+                throw SystemError(errno: errno, operation: "rename", path: path)
+            }
+            try FileSystem.syncDirectory(FileSystem.directory(of: path))
+            // The next writer need not verify what was just written from verified records.
+            try? lock.recordVerifiedEnd(VerifiedEnd(identity: try claim.identity(), end: report.afterSize))
+        }
+        return report
+    }
+
+    /// Copies the whole, valid records in `from..<to` of `source` to the end of
+    /// `claim`; returns how many there were.
+    private static func copyAppended(_ source: FileDescriptor, from: UInt64, to: UInt64, path: String, maxRecord: Int, into claim: FileDescriptor) throws -> Int {
+        let buffer = ByteBuffer(capacity: Int(to - from))
+        // The buffer's bytes are used through pointers below; it must outlive them.
+        defer { withExtendedLifetime(buffer) {} }
+        buffer.count = try source.read(at: from, into: UnsafeMutableRawBufferPointer(start: buffer.base, count: Int(to - from)))
+        var count = 0
+        var position = 0
+        while position < buffer.count {
+            do {
+                let record = try RecordView.parse(UnsafeRawBufferPointer(rebasing: buffer.bytes[position...]), maxRecord: maxRecord, verify: true)
+                position += record.length
+                count += 1
+            } catch {
+                throw CompactionRefused(
+                    message: "\(path): offset \(from + UInt64(position)): \(error.reason) in records appended during compaction; run logfix; nothing changed",
+                    cause: .damage)
+            }
+        }
+        try claim.writeAll(buffer.bytes)
+        return count
+    }
+}
+
+extension RecordView {
+    /// The type byte of the record at `offset` of an already verified segment.
+    static func typeByte(_ segment: UnsafeRawBufferPointer, at offset: Int) -> UInt8 {
+        segment.load(fromByteOffset: offset + RecordLayout.typeOffset, as: UInt8.self)
+    }
+}
+
+/// Finding, for each key, the records a newer one of the same key replaced.
+enum KeyHash {
+    /// `keyed` holds one `hash << 32 | record number` per record, in record
+    /// order; returns which records are overwritten by a later one.
+    static func overwritten(_ keyed: [UInt64], offsets: [Int], segment: UnsafeRawBufferPointer) -> [Bool] {
+        let sorted = radixSortByHash(keyed)
+        var dead = [Bool](repeating: false, count: keyed.count)
+        guard let base = segment.baseAddress else { return dead }
+        func key(_ item: UInt64) -> UnsafeRawBufferPointer {
+            let offset = offsets[Int(item & 0xFFFF_FFFF)]
+            let length = UInt32(bigEndian: base.loadUnaligned(fromByteOffset: offset + RecordLayout.keyLengthOffset, as: UInt32.self))
+            return UnsafeRawBufferPointer(start: base + offset + RecordLayout.headerSize, count: Int(length))
+        }
+        var start = 0
+        while start < sorted.count {
+            var end = start + 1
+            while end < sorted.count && sorted[end] >> 32 == sorted[start] >> 32 { end += 1 }
+            // A run of equal hashes, oldest record first: a record is dead if
+            // a later one in the run has the same key.
+            for a in start..<(end - 1) {
+                for b in (a + 1)..<end where compareBytes(key(sorted[a]), key(sorted[b])) == 0 {
+                    dead[Int(sorted[a] & 0xFFFF_FFFF)] = true
+                    break
+                }
+            }
+            start = end
+        }
+        return dead
+    }
+
+    /// A stable LSD radix sort on the high 32 bits, a byte per pass, so equal
+    /// hashes keep record order.
+    static func radixSortByHash(_ items: [UInt64]) -> [UInt64] {
+        var source = items
+        var target = [UInt64](repeating: 0, count: items.count)
+        for shift in stride(from: UInt64(32), to: 64, by: 8) {
+            var counts = [Int](repeating: 0, count: 257)
+            source.withUnsafeBufferPointer { src in
+                for item in src { counts[Int((item >> shift) & 0xFF) + 1] += 1 }
+                for k in 1..<257 { counts[k] += counts[k - 1] }
+                target.withUnsafeMutableBufferPointer { dst in
+                    for item in src {
+                        let bucket = Int((item >> shift) & 0xFF)
+                        dst[counts[bucket]] = item
+                        counts[bucket] += 1
+                    }
+                }
+            }
+            swap(&source, &target)
+        }
+        return source
+    }
+
+    /// A 32-bit hash of a key: eight bytes at a time, then a full 64-bit
+    /// finaliser, so keys that share a long prefix still spread evenly.
+    @inline(__always)
+    static func hash(_ key: UnsafeRawBufferPointer) -> UInt32 {
+        guard let p = key.baseAddress else { return 0 }
+        let count = key.count
+        var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(count)
+        var k = 0
+        while k + 8 <= count {
+            h = (h ^ p.loadUnaligned(fromByteOffset: k, as: UInt64.self)) &* 0xBF58_476D_1CE4_E5B9
+            h = (h << 27) | (h >> 37)
+            k += 8
+        }
+        var tail: UInt64 = 0
+        var shift: UInt64 = 0
+        while k < count {
+            tail |= UInt64(p.load(fromByteOffset: k, as: UInt8.self)) << shift
+            shift += 8
+            k += 1
+        }
+        h ^= tail
+        h ^= h >> 33
+        h = h &* 0xFF51_AFD7_ED55_8CCD
+        h ^= h >> 33
+        h = h &* 0xC4CE_B9FE_1A85_EC53
+        h ^= h >> 33
+        return UInt32(truncatingIfNeeded: h >> 32)
+    }
+}

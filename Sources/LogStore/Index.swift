@@ -1,0 +1,288 @@
+// The index (contract section 4): one JSON document that is also a file of
+// lines, so jq reads it whole and `logidx get` binary-searches it:
+//
+//   {"version":1,"created":MS,"count":2,"segments":[{"path":"segment-0001.dat","size":N,"last_checksum":"0x...","last_offset":N}],"entries":[
+//   {"key":"a","type":"put","segment":0,"offset":0,"length":33,"timestamp":1700000000000},
+//   {"key":"b","type":"delete","segment":0,"offset":33,"length":29,"timestamp":1700000000001}
+//   ]}
+//
+// Line 1 holds everything but the entries. Then one entry per line, the
+// newest record of each key, sorted by the key's UTF-8 bytes; every entry
+// line but the last ends with a comma. The last line is `]}`.
+//
+// A segment's `size` is the end of its last indexed record and
+// `last_checksum` that record's checksum. Two fields are additions to the
+// contract's: `last_offset`, where that record starts, so a reader can check
+// with one positioned read that the segment is still the one indexed, and
+// `count`, the number of entries, so nobody has to count lines. Segment
+// paths are relative to the index's directory when the index's location is
+// known, so the data directory can move with its index.
+
+import LogFormat
+import LogIO
+import LogJSON
+
+public struct IndexedSegment: Equatable, Sendable {
+    public var path: String
+    public var size: UInt64
+    public var lastChecksum: UInt32
+    public var lastOffset: UInt64
+}
+
+/// Applies records in order and writes the index.
+public final class IndexBuilder {
+    private struct Entry {
+        var keyStart: Int
+        var keyLength: Int
+        var location: IndexLocation
+    }
+
+    private let keys = ByteBuffer(capacity: 1 << 20)
+    private var entries: [Entry] = []
+    public private(set) var segments: [IndexedSegment] = []
+    private var segmentNumbers: [String: Int] = [:]
+    private var lastSegmentName: [UInt8] = []
+    private var lastSegmentNumber = -1
+    /// Per segment, where the next record starts if lines arrive in order.
+    /// Lines out of order are allowed (two writers' address files), but then
+    /// `coverageGap` sorts them to check that they still cover each segment.
+    private var expectedOffsets: [UInt64] = []
+    private var inOrder = true
+
+    public init() {}
+
+    /// The number of the segment with this path, added if new. Scan output
+    /// repeats the same path line after line, so the last one is remembered.
+    public func segmentNumber(_ path: UnsafeRawBufferPointer) -> Int {
+        if lastSegmentNumber >= 0 && path.elementsEqual(lastSegmentName) { return lastSegmentNumber }
+        let name = String(decoding: path, as: UTF8.self)
+        let number = segmentNumber(name)
+        lastSegmentName = Array(path)
+        lastSegmentNumber = number
+        return number
+    }
+
+    public func segmentNumber(_ path: String) -> Int {
+        if let number = segmentNumbers[path] { return number }
+        segments.append(IndexedSegment(path: path, size: 0, lastChecksum: 0, lastOffset: 0))
+        expectedOffsets.append(0)
+        segmentNumbers[path] = segments.count - 1
+        return segments.count - 1
+    }
+
+    /// Records one record; a later one of the same key replaces it.
+    public func add(key: UnsafeRawBufferPointer, at location: IndexLocation, checksum: UInt32) {
+        let keyStart = keys.count
+        keys.append(key.baseAddress!, key.count)
+        entries.append(Entry(keyStart: keyStart, keyLength: key.count, location: location))
+        let end = location.offset + location.length
+        if location.offset == expectedOffsets[location.segment] {
+            expectedOffsets[location.segment] = end
+        } else {
+            inOrder = false
+        }
+        if end >= segments[location.segment].size {
+            segments[location.segment].size = end
+            segments[location.segment].lastOffset = location.offset
+            segments[location.segment].lastChecksum = checksum
+        }
+    }
+
+    /// Adds one line of scan output (`logscan`, with or without values, or the
+    /// address lines of `logenc -a`).
+    public func add(scanLine record: RecordInput, line: Int) throws(InputLineError) {
+        let address = record.address
+        if let field = address.malformed {
+            let kind = field == "segment" ? "a non-empty path" : field == "checksum" ? "0x and eight hex digits" : "a non-negative integer"
+            throw InputLineError(line: line, reason: "\"\(field)\" must be \(kind)")
+        }
+        func missing(_ field: String) -> InputLineError {
+            InputLineError(line: line, reason: "missing \"\(field)\" (logidx reads the output of logscan or logenc -a)")
+        }
+        guard let segment = address.segment else { throw missing("segment") }
+        guard let offset = address.offset else { throw missing("offset") }
+        guard let length = address.length else { throw missing("length") }
+        guard let checksum = address.checksum else { throw missing("checksum") }
+        guard let timestamp = record.timestamp else { throw missing("timestamp") }
+        let minimum = UInt64(RecordLayout.headerSize + record.key.count)
+        guard length >= minimum else {
+            throw InputLineError(line: line, reason: "\"length\" \(length) is shorter than the header and key (\(minimum))")
+        }
+        let location = IndexLocation(type: record.type, segment: segmentNumber(segment), offset: offset, length: length, timestamp: timestamp)
+        add(key: record.key, at: location, checksum: checksum)
+    }
+
+    /// Adds every line of scan output read from `source`; stops at the first
+    /// malformed line with an InputLineError.
+    public func addScanLines(from source: FileDescriptor, maxRecord: Int) throws {
+        try RecordLineParser(requireValue: false).forEachRecord(in: source, maxRecord: maxRecord) { record, number in
+            try add(scanLine: record, line: number)
+        }
+        if let gap = coverageGap() { throw gap }
+    }
+
+    /// Scan lines must describe each segment whole, from offset 0 with no
+    /// gap or overlap: an index of part of a segment would answer "not
+    /// found" for keys it never saw.
+    func coverageGap() -> IncompleteScan? {
+        if inOrder { return nil }
+        var order = entries.map { ($0.location.segment, $0.location.offset, $0.location.length) }
+        order.sort { ($0.0, $0.1) < ($1.0, $1.1) }
+        var segment = -1
+        var next: UInt64 = 0
+        for (number, offset, length) in order {
+            if number != segment { segment = number; next = 0 }
+            guard offset == next else { return IncompleteScan(path: segments[number].path, offset: next, found: offset) }
+            next = offset + length
+        }
+        return nil
+    }
+
+    /// Adds every record of a segment, read from the file itself.
+    public func addSegment(_ reader: SegmentReader, maxRecord: Int) throws {
+        let number = segmentNumber(reader.path)
+        try reader.scan(maxRecord: maxRecord, verify: true) { record, offset in
+            add(key: record.key,
+                at: IndexLocation(type: record.type, segment: number, offset: offset, length: UInt64(record.length), timestamp: record.timestamp),
+                checksum: record.checksum)
+        }
+    }
+
+    /// Rebuilds the index at `indexPath` from the segment files themselves:
+    /// the segments it lists, in its order, with `segment` added last if it
+    /// was not among them. For rewriting an index after a segment changed
+    /// under it (compaction moves every record).
+    public static func rebuild(_ indexPath: String, including segment: String, maxRecord: Int) throws {
+        var paths: [String] = []
+        if FileSystem.exists(indexPath) { paths = try IndexFile(path: indexPath).segments.map(\.path) }
+        let target = try FileSystem.identity(of: segment)
+        if try !paths.contains(where: { try FileSystem.identity(of: $0) == target }) { paths.append(segment) }
+        let builder = IndexBuilder()
+        for path in paths { try builder.addSegment(try SegmentReader(path: path), maxRecord: maxRecord) }
+        try builder.write(indexAt: indexPath)
+    }
+
+    /// Writes the index to `path` atomically, or to stdout if nil. Segment
+    /// paths are stored relative to the index's directory when that is known
+    /// (a path, or stdout redirected to a file), absolute otherwise.
+    public func write(indexAt path: String?) throws {
+        let location = path ?? FileSystem.pathOfRegularFile(.standardOutput)
+        let directory = location.map { FileSystem.absolutePath(FileSystem.directory(of: $0)) }
+        func stored(_ segment: String) -> String {
+            let absolute = FileSystem.absolutePath(segment)
+            guard let directory else { return absolute }
+            return FileSystem.relativePath(to: absolute, from: directory)
+        }
+        if let path {
+            try FileSystem.writeAtomically(path) { file in
+                let out = OutputBuffer(sink: file)
+                _ = try write(to: out, created: currentTimeMillis(), storedPath: stored)
+                try out.flush()
+            }
+        } else {
+            let out = OutputBuffer(sink: .standardOutput)
+            _ = try write(to: out, created: currentTimeMillis(), storedPath: stored)
+            try out.flush()
+        }
+    }
+
+    /// The surviving entries, sorted by key bytes: for each key, the last one added.
+    private func newestSorted() -> [Entry] {
+        let base = UnsafeRawPointer(keys.base)
+        var order = Array(0..<entries.count)
+        entries.withUnsafeBufferPointer { e in
+            order.sort { a, b in
+                let x = e[a], y = e[b]
+                let c = compareBytes(base + x.keyStart, x.keyLength, base + y.keyStart, y.keyLength)
+                if c != 0 { return c < 0 }
+                // Within a segment the higher offset is the newer record,
+                // whatever order the lines came in.
+                return (x.location.segment, x.location.offset) < (y.location.segment, y.location.offset)
+            }
+        }
+        var result: [Entry] = []
+        result.reserveCapacity(order.count)
+        for n in order {
+            let entry = entries[n]
+            if let last = result.last, last.keyLength == entry.keyLength,
+               compareBytes(base + last.keyStart, last.keyLength, base + entry.keyStart, entry.keyLength) == 0 {
+                result[result.count - 1] = entry
+            } else {
+                result.append(entry)
+            }
+        }
+        return result
+    }
+
+    /// Writes the index. `storedPath` turns a segment path as read into the
+    /// path to store.
+    public func write<Out: LineBuffer>(to out: Out, created: UInt64, storedPath: (String) -> String) throws(SystemError) -> Int {
+        let sorted = newestSorted()
+        var header = "{\"version\":\(IndexFormat.version),\"created\":\(created),\"count\":\(sorted.count),\"segments\":["
+        for (n, segment) in segments.enumerated() {
+            if n > 0 { header += "," }
+            header += "{\"path\":" + String(decoding: JSONText.quoted(storedPath(segment.path)), as: UTF8.self)
+            header += ",\"size\":\(segment.size),\"last_checksum\":\"\(Hex.word(segment.lastChecksum))\",\"last_offset\":\(segment.lastOffset)}"
+        }
+        header += "],\"entries\":[\n"
+        try append(header, to: out)
+        let base = UnsafeRawPointer(keys.base)
+        for (n, entry) in sorted.enumerated() {
+            try IndexLine.write(
+                key: UnsafeRawBufferPointer(start: base + entry.keyStart, count: entry.keyLength),
+                location: entry.location, last: n + 1 == sorted.count, to: out)
+        }
+        try append("]}\n", to: out)
+        return sorted.count
+    }
+
+    private func append<Out: LineBuffer>(_ text: String, to out: Out) throws(SystemError) {
+        let bytes = Array(text.utf8)
+        let p = try out.room(for: bytes.count)
+        bytes.withUnsafeBytes { p.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        out.commit(bytes.count)
+    }
+}
+
+/// Scan lines that leave part of a segment out.
+public struct IncompleteScan: Error {
+    public let path: String
+    /// Where the first missing record should start, and what starts instead.
+    public let offset: UInt64
+    public let found: UInt64
+
+    public var message: String {
+        let what = found > offset ? "no record at offset \(offset) (the next starts at \(found))" : "records overlap at offset \(found)"
+        return "\(path): the scan lines do not cover the segment from offset 0: \(what); index a whole scan, or the segment itself"
+    }
+}
+
+public enum IndexFormat {
+    public static let version: UInt64 = 1
+}
+
+@inline(__always)
+func compareBytes(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Int {
+    guard let x = a.baseAddress, let y = b.baseAddress else { return a.count == b.count ? 0 : (a.count < b.count ? -1 : 1) }
+    return compareBytes(x, a.count, y, b.count)
+}
+
+/// memcmp order, shorter first on a common prefix: the order of UTF-8 bytes.
+@inline(__always)
+func compareBytes(_ a: UnsafeRawPointer, _ aCount: Int, _ b: UnsafeRawPointer, _ bCount: Int) -> Int {
+    let n = min(aCount, bCount)
+    var k = 0
+    while k &+ 8 <= n {
+        let x = UInt64(bigEndian: a.loadUnaligned(fromByteOffset: k, as: UInt64.self))
+        let y = UInt64(bigEndian: b.loadUnaligned(fromByteOffset: k, as: UInt64.self))
+        if x != y { return x < y ? -1 : 1 }
+        k &+= 8
+    }
+    while k < n {
+        let x = a.load(fromByteOffset: k, as: UInt8.self)
+        let y = b.load(fromByteOffset: k, as: UInt8.self)
+        if x != y { return x < y ? -1 : 1 }
+        k &+= 1
+    }
+    return aCount == bCount ? 0 : (aCount < bCount ? -1 : 1)
+}

@@ -1,0 +1,97 @@
+// Streams records out of a file descriptor (a pipe or a segment) with large
+// sequential reads. Each record is handed out borrowed from the read buffer,
+// with its absolute offset; nothing is copied per record. A record that spans
+// two reads is completed by moving its start to the front of the buffer; the
+// buffer only grows for a record larger than itself, and only after the
+// header's length passed the `maxRecord` check.
+
+import LogFormat
+import LogIO
+import LogJSON
+
+public final class RecordReader {
+    private let source: FileDescriptor
+    private let maxRecord: Int
+    private let verify: Bool
+    private let buffer: ByteBuffer
+    private let chunk: Int
+    /// The absolute offset of the first byte in the buffer.
+    private var bufferOffset: UInt64
+
+    public init(source: FileDescriptor, maxRecord: Int, verify: Bool = true, startOffset: UInt64 = 0, chunk: Int = 1 << 20) {
+        self.source = source
+        self.maxRecord = maxRecord
+        self.verify = verify
+        self.chunk = chunk
+        self.bufferOffset = startOffset
+        buffer = ByteBuffer(capacity: chunk)
+    }
+
+    /// Calls `body` for each valid record in order. Throws a RecordFault at the
+    /// first invalid or incomplete record, a SystemError if reading fails, or
+    /// whatever `body` throws.
+    public func forEach(_ body: (RecordView, UInt64) throws -> Void) throws {
+        var atEnd = false
+        var needed = RecordLayout.headerSize
+        while true {
+            if !atEnd {
+                // Room to fill the buffer up to a chunk, or to the record being
+                // completed if that is larger; it grows only in the second
+                // case, and then at most by doubling what has arrived, so a
+                // header declaring gigabytes costs memory only as bytes come.
+                buffer.reserve(min(max(chunk, needed), max(chunk, 2 * buffer.count)) - buffer.count)
+                let room = UnsafeMutableRawBufferPointer(start: buffer.base + buffer.count, count: buffer.capacity - buffer.count)
+                let n = try source.read(into: room)
+                if n == 0 { atEnd = true }
+                buffer.count += n
+                if n > 0 && buffer.count < needed { continue }
+            }
+            let consumed = try decodeRecords(atEnd: atEnd, needed: &needed, body)
+            buffer.keep(from: consumed)
+            bufferOffset += UInt64(consumed)
+            if atEnd {
+                if buffer.count == 0 { return }
+                // decodeRecords throws for any leftover bytes at the end.
+                preconditionFailure("unreported bytes at end of stream")
+            }
+        }
+    }
+
+    /// Decodes the complete records in the buffer; returns how many bytes they
+    /// took and sets `needed` to the buffered length the next record requires.
+    private func decodeRecords(atEnd: Bool, needed: inout Int, _ body: (RecordView, UInt64) throws -> Void) throws -> Int {
+        let base = UnsafeRawPointer(buffer.base)
+        let count = buffer.count
+        var position = 0
+        while position < count {
+            let available = UnsafeRawBufferPointer(start: base + position, count: count - position)
+            let offset = bufferOffset + UInt64(position)
+            // Only the end of the input can cut a header short; until then,
+            // wait for all of it so that errors do not depend on read sizes.
+            if available.count < RecordLayout.headerSize && !atEnd {
+                needed = RecordLayout.headerSize
+                return position
+            }
+            let header: RecordHeader
+            do {
+                header = try RecordHeader.parse(available, maxRecord: maxRecord)
+            } catch {
+                throw RecordFault(offset: offset, error: error)
+            }
+            let length = header.length
+            guard length <= available.count else {
+                if atEnd { throw RecordFault(offset: offset, error: .incompletePayload(available: available.count, length: length)) }
+                needed = length
+                return position
+            }
+            let record = RecordView(header: header, bytes: UnsafeRawBufferPointer(start: available.baseAddress, count: length))
+            if verify {
+                do { try record.verify() } catch { throw RecordFault(offset: offset, error: error) }
+            }
+            try body(record, offset)
+            position += length
+        }
+        needed = RecordLayout.headerSize
+        return position
+    }
+}

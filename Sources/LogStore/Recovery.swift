@@ -1,0 +1,185 @@
+// Finding damage in a segment and telling a torn tail from damage in the
+// middle.
+//
+// A crash during an append leaves at most a partial last record: damage after
+// which nothing valid follows, a *torn tail*. Truncating it loses nothing that
+// was ever acknowledged. Damage followed by valid records is something else
+// (a bad disk block, a stray write): truncating there would destroy good
+// records, so recovery refuses unless told to salvage or to force.
+//
+// To see what follows damage, the scan resynchronises: from the byte after
+// the failure (or, if the damaged record's header is intact, from the end of
+// its declared extent, which is that record's payload and never a record of
+// its own) it looks for the magic, and takes a candidate only if its whole
+// record parses and its checksum matches. A false resync would need a
+// checksum to match by chance over garbage, so "valid records follow" is
+// trustworthy, and the answer errs on the side of not truncating.
+
+import LogFormat
+import LogIO
+import LogJSON
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// A run of bytes that holds no valid record: `start..<end`.
+public struct DamagedRange: Equatable, Sendable {
+    public var start: UInt64
+    public var end: UInt64
+}
+
+public struct Verification: Sendable {
+    /// Where verification started.
+    public var from: UInt64
+    /// Valid records from `from` up to the first damage.
+    public var validRecords = 0
+    /// The end of the last valid record before the first damage.
+    public var validEnd: UInt64
+    /// The first damage, if any.
+    public var failure: RecordFault?
+    /// Every damaged range after the first failure, in order.
+    public var damaged: [DamagedRange] = []
+    /// Valid records found after the first damage, by resynchronising.
+    public var recordsAfterDamage = 0
+
+    public var isClean: Bool { failure == nil }
+    /// Damage with nothing valid after it: safe to truncate.
+    public var isTornTail: Bool { failure != nil && recordsAfterDamage == 0 }
+}
+
+public enum Recovery {
+    /// Verifies the first `size` bytes of `file` from `from`. The common case,
+    /// a clean segment, is one streaming pass with large reads; only when
+    /// damage turns up is the file mapped, to resynchronise past it.
+    public static func verify(_ file: FileDescriptor, size: UInt64, from: UInt64, maxRecord: Int) throws -> Verification {
+        var records = 0
+        var end = from
+        try file.seek(to: from)
+        let reader = RecordReader(source: file, maxRecord: maxRecord, verify: true, startOffset: from, chunk: 4 << 20)
+        do {
+            try reader.forEach { record, offset in
+                guard offset + UInt64(record.length) <= size else { throw PastSize() }
+                records += 1
+                end = offset + UInt64(record.length)
+            }
+            if end == size { return Verification(from: from, validRecords: records, validEnd: end) }
+        } catch is RecordFault {
+        } catch is PastSize {
+        }
+        // Everything before `end` is verified; classify what follows it.
+        let known = Verification(from: from, validRecords: records, validEnd: end)
+        return try MappedFile(file, size: size).withBytes { verify($0, continuing: known, maxRecord: maxRecord) }
+    }
+
+    /// Bytes appended after `size` was taken are not this verification's.
+    private struct PastSize: Error {}
+
+    /// Verifies `segment` (the whole mapped file) from `from`, resynchronising
+    /// past damage to count what follows it.
+    public static func verify(_ segment: UnsafeRawBufferPointer, from: UInt64, maxRecord: Int) -> Verification {
+        verify(segment, continuing: Verification(from: from, validEnd: from), maxRecord: maxRecord)
+    }
+
+    /// Continues `known`, a verification whose records up to `validEnd` are
+    /// all valid, through the rest of the mapped segment.
+    static func verify(_ segment: UnsafeRawBufferPointer, continuing known: Verification, maxRecord: Int) -> Verification {
+        var result = known
+        var inDamage = false
+        walk(segment, from: known.validEnd, maxRecord: maxRecord) { event in
+            switch event {
+            case .record(let record, let offset):
+                if result.failure == nil {
+                    result.validRecords += 1
+                    result.validEnd = offset + UInt64(record.length)
+                } else {
+                    result.recordsAfterDamage += 1
+                }
+                inDamage = false
+            case .damage(let fault, let end):
+                if result.failure == nil { result.failure = fault }
+                if !inDamage { result.damaged.append(DamagedRange(start: fault.offset, end: end)) }
+                inDamage = true
+            }
+        }
+        return result
+    }
+
+    public enum Event {
+        case record(RecordView, offset: UInt64)
+        /// Damage at `fault.offset`, up to `end` (the next valid record or the end).
+        case damage(RecordFault, end: UInt64)
+    }
+
+    /// Calls `body` with every valid record from `from` on and with every
+    /// damaged range between them.
+    public static func walk(_ segment: UnsafeRawBufferPointer, from: UInt64, maxRecord: Int, _ body: (Event) -> Void) {
+        var position = Int(from)
+        let size = segment.count
+        while position < size {
+            let rest = UnsafeRawBufferPointer(rebasing: segment[position...])
+            do {
+                let record = try RecordView.parse(rest, maxRecord: maxRecord, verify: true)
+                body(.record(record, offset: UInt64(position)))
+                position += record.length
+            } catch {
+                let next = nextValidRecord(segment, after: position, maxRecord: maxRecord) ?? size
+                body(.damage(RecordFault(offset: UInt64(position), error: error), end: UInt64(next)))
+                position = next
+            }
+        }
+    }
+
+    /// The offset of the first valid record that starts after the damaged
+    /// record at `position`.
+    ///
+    /// If that record's header is intact, its declared extent is its payload,
+    /// whatever the bytes look like (a value may hold an encoded segment): the
+    /// search goes on where the extent ends, so a torn record whose value
+    /// holds records stays one torn record. A header is intact only if the
+    /// bytes agree with its length: when a chain of valid records found
+    /// inside the extent runs across its end (or, for an extent past the end
+    /// of the file, reaches exactly the end of the file), the length field
+    /// itself is the damage, and truncating there would destroy the records
+    /// that chain holds. Then the search goes byte by byte, as for a header
+    /// that does not parse.
+    static func nextValidRecord(_ segment: UnsafeRawBufferPointer, after position: Int, maxRecord: Int) -> Int? {
+        let size = segment.count
+        guard let header = try? RecordHeader.parse(UnsafeRawBufferPointer(rebasing: segment[position...]), maxRecord: maxRecord) else {
+            return firstValidRecord(segment, from: position + 1, before: size, maxRecord: maxRecord)
+        }
+        let end = position + header.length
+        var candidate = position + 1
+        while let found = firstValidRecord(segment, from: candidate, before: min(end, size), maxRecord: maxRecord) {
+            var chainEnd = found
+            while chainEnd < end, let record = validRecord(segment, at: chainEnd, maxRecord: maxRecord) {
+                chainEnd += record.length
+            }
+            if chainEnd > end || (end > size && chainEnd == size) { return found }
+            candidate = chainEnd
+        }
+        return end < size ? firstValidRecord(segment, from: end, before: size, maxRecord: maxRecord) : nil
+    }
+
+    /// The first offset in `from..<before` where a valid record starts.
+    private static func firstValidRecord(_ segment: UnsafeRawBufferPointer, from: Int, before: Int, maxRecord: Int) -> Int? {
+        guard let base = segment.baseAddress else { return nil }
+        let size = segment.count
+        let magicFirst = Int32(RecordLayout.magic >> 24)
+        var candidate = from
+        while candidate < before && candidate + RecordLayout.headerSize <= size {
+            guard let hit = memchr(base + candidate, magicFirst, before - candidate) else { return nil }
+            candidate = UnsafeRawPointer(hit) - base
+            if validRecord(segment, at: candidate, maxRecord: maxRecord) != nil { return candidate }
+            candidate += 1
+        }
+        return nil
+    }
+
+    private static func validRecord(_ segment: UnsafeRawBufferPointer, at offset: Int, maxRecord: Int) -> RecordView? {
+        guard offset < segment.count else { return nil }
+        return try? RecordView.parse(UnsafeRawBufferPointer(rebasing: segment[offset...]), maxRecord: maxRecord, verify: true)
+    }
+}

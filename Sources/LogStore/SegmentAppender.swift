@@ -1,0 +1,270 @@
+// Appending to a segment: the writers' protocol of contract section 3.
+//
+// Every writer takes an exclusive flock(2) on `SEG.lock` (a separate file that
+// is created if missing and never removed, so the lock survives the segment
+// being renamed over) for one batch at a time: write, optionally fsync,
+// unlock. After taking the lock it checks that the path still names the file
+// it has open; a compaction may have renamed a new segment into place, and
+// appending to the old inode would lose the records.
+//
+// A failed write (disk full, file-size limit, I/O error) never leaves half a
+// record: the segment is truncated back to the last whole record of the batch
+// that made it to the file, and the caller is told how many bytes that was.
+
+import LogFormat
+import LogIO
+import LogJSON
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+public enum SyncMode: String, Sendable {
+    /// Leave syncing to the kernel (bulk loads).
+    case none
+    /// fsync once per batch, before its addresses are printed.
+    case batch
+    /// fsync after every record, before its address is printed.
+    case each
+}
+
+/// An append that failed after `appended` bytes of whole records reached the
+/// segment at `offset`; those records are there (and synced if asked).
+public struct AppendFailure: Error {
+    public let offset: UInt64
+    public let appended: Int
+    public let error: SystemError
+    /// A failure while undoing the partial write, if there was one.
+    public var cleanupError: SystemError? = nil
+
+    public var message: String {
+        guard let cleanup = cleanupError else { return error.message }
+        return "\(error.message); then \(cleanup.operation): \(String(cString: strerror(cleanup.errno)))"
+    }
+}
+
+/// The segment's unverified tail holds damage followed by valid records: no
+/// writer may append after it (the records after it would be unreachable).
+public struct TailDamageRefused: Error {
+    public let path: String
+    public let verification: Verification
+
+    public var message: String {
+        let failure = verification.failure.map { $0.message } ?? "damage"
+        let ranges = verification.damaged.map { "\($0.start)-\($0.end)" }.joined(separator: ", ")
+        return "\(path): \(failure); \(verification.recordsAfterDamage) valid records follow the damage (damaged bytes \(ranges)); not appending after it: run logfix \(path)"
+    }
+}
+
+public final class SegmentAppender {
+    public let path: String
+    private let maxRecord: Int
+    private var file: FileDescriptor
+    private let lock: WritersLock
+    private var checkedLeftover = false
+    /// Where the records this appender wrote since its last successful fsync
+    /// start, and where its last write ended.
+    private var unsynced: Range<UInt64>?
+    /// Set by the first failed fsync. Linux reports a failed writeback once
+    /// and then drops the dirty pages, so a second fsync would "succeed" over
+    /// lost data: after one failure this appender syncs nothing and appends
+    /// nothing again.
+    private var failedSync: SystemError?
+    /// Told, in one line, when a torn tail was truncated before an append.
+    public var notice: (String) -> Void = { _ in }
+
+    public init(path: String, maxRecord: Int) throws {
+        self.path = path
+        self.maxRecord = maxRecord
+        try FileSystem.makeDirectories(FileSystem.directory(of: path))
+        lock = try WritersLock(segment: path)
+        file = try SegmentAppender.openSegment(path)
+    }
+
+    deinit {
+        file.close()
+    }
+
+    /// Opens the segment for appending (and for verifying its tail), creating
+    /// it durably if it is missing. Anything but a regular file is refused at
+    /// once: a FIFO would block, a device would swallow the records.
+    private static func openSegment(_ path: String) throws -> FileDescriptor {
+        let file: FileDescriptor
+        do {
+            file = try FileDescriptor.open(path, O_RDWR | O_APPEND | O_CREAT | O_EXCL)
+        } catch where error.errno == EEXIST {
+            return try FileDescriptor.openSegment(path, O_RDWR | O_APPEND)
+        }
+        do {
+            try FileSystem.syncDirectory(FileSystem.directory(of: path))
+        } catch {
+            file.close()
+            throw error
+        }
+        return file
+    }
+
+    /// Appends `records` (whole records only) under the writers' lock and
+    /// returns the offset of the first one. Throws AppendFailure for an I/O
+    /// failure, TailDamageRefused if the segment's tail is damaged.
+    public func append(_ records: UnsafeRawBufferPointer, sync: Bool) throws -> UInt64 {
+        if let failedSync { throw AppendFailure(offset: 0, appended: 0, error: failedSync) }
+        do {
+            try lock.lock()
+        } catch {
+            throw AppendFailure(offset: 0, appended: 0, error: error)
+        }
+        defer { lock.unlock() }
+
+        let start: UInt64
+        do {
+            if !checkedLeftover {
+                try lock.removeLeftoverCompaction()
+                checkedLeftover = true
+            }
+            try reopenIfReplaced()
+            start = try verifiedTail()
+        } catch let error as SystemError {
+            throw AppendFailure(offset: 0, appended: 0, error: error)
+        }
+        let written = writeSome(records)
+        if let failure = written.error {
+            let kept = SegmentAppender.wholeRecordsLength(records, within: written.count)
+            var cleanupError: SystemError?
+            do {
+                try file.truncate(to: start + UInt64(kept))
+                if kept > 0 { noteWritten(start..<(start + UInt64(kept))) }
+                if sync { try syncFile(lockHeld: true) }
+            } catch {
+                cleanupError = error
+            }
+            throw AppendFailure(offset: start, appended: failedSync == nil ? kept : 0, error: failure, cleanupError: cleanupError)
+        }
+        noteWritten(start..<(start + UInt64(records.count)))
+        if sync {
+            do {
+                try syncFile(lockHeld: true)
+            } catch {
+                throw AppendFailure(offset: start, appended: 0, error: error)
+            }
+        }
+        return start
+    }
+
+    /// Makes everything appended so far durable. After a failure, the
+    /// records written since the last successful sync are truncated away if
+    /// they are still the segment's tail, and every later call fails too.
+    public func sync() throws(SystemError) {
+        try syncFile(lockHeld: false)
+    }
+
+    private func syncFile(lockHeld: Bool) throws(SystemError) {
+        if let failedSync { throw failedSync }
+        guard unsynced != nil else { return }
+        do {
+            try file.sync()
+            unsynced = nil
+        } catch {
+            failedSync = error
+            if lockHeld {
+                abandonUnsynced()
+            } else if (try? lock.lock()) != nil {
+                abandonUnsynced()
+                lock.unlock()
+            }
+            throw error
+        }
+    }
+
+    /// After a failed fsync, with the lock held: the records it covered were
+    /// never acknowledged; remove them if nothing was appended after them.
+    private func abandonUnsynced() {
+        guard let range = unsynced,
+              (try? FileSystem.identity(of: path)) == (try? file.identity()),
+              (try? file.size()) == range.upperBound,
+              (try? file.truncate(to: range.lowerBound)) != nil,
+              let identity = try? file.identity()
+        else { return }
+        try? lock.recordVerifiedEnd(VerifiedEnd(identity: identity, end: range.lowerBound))
+        unsynced = nil
+    }
+
+    private func noteWritten(_ range: Range<UInt64>) {
+        unsynced = (unsynced?.lowerBound ?? range.lowerBound)..<range.upperBound
+        if let identity = try? file.identity() {
+            try? lock.recordVerifiedEnd(VerifiedEnd(identity: identity, end: range.upperBound))
+        }
+    }
+
+    /// With the lock held: checks the part of the segment no writer has
+    /// verified (usually nothing) and returns the size to append at. A torn
+    /// tail there was never acknowledged and is truncated; damage followed by
+    /// valid records is refused.
+    private func verifiedTail() throws -> UInt64 {
+        let size = try file.size()
+        let identity = try file.identity()
+        let known = lock.verifiedEnd()
+        if known?.identity == identity, let end = known?.end, end == size { return size }
+        if known?.identity != identity {
+            // A segment this writer's predecessors never verified: new, or
+            // renamed into place by a compaction whose directory sync may
+            // have failed. Its name must be durable before any address in it
+            // is printed.
+            try FileSystem.syncDirectory(FileSystem.directory(of: path))
+        }
+        let from = known.map { $0.identity == identity && $0.end <= size ? $0.end : 0 } ?? 0
+        let verification = try Recovery.verify(file, size: size, from: from, maxRecord: maxRecord)
+        if !verification.isClean {
+            guard verification.isTornTail, let failure = verification.failure else {
+                throw TailDamageRefused(path: path, verification: verification)
+            }
+            try file.truncate(to: verification.validEnd)
+            try file.sync()
+            notice("\(path): truncated a torn tail at offset \(verification.validEnd) (\(size - verification.validEnd) bytes never acknowledged; \(failure.error.reason))")
+        }
+        try? lock.recordVerifiedEnd(VerifiedEnd(identity: identity, end: verification.validEnd))
+        return verification.validEnd
+    }
+
+    /// Starts writing appended bytes to disk in the background (see
+    /// `FileDescriptor.startWriteback`).
+    public func startWriteback(offset: UInt64, count: Int) {
+        file.startWriteback(offset: offset, count: count)
+    }
+
+    /// A compaction may have renamed a new segment over the path since this
+    /// file was opened: follow the path, not the old inode.
+    private func reopenIfReplaced() throws {
+        let current = try FileSystem.identity(of: path)
+        if current != (try file.identity()) {
+            // Whatever went to the old file must not depend on the kernel.
+            if unsynced != nil { try syncFile(lockHeld: true) }
+            file.close()
+            file = try SegmentAppender.openSegment(path)
+        }
+    }
+
+    /// Writes as much as it can; reports how far it got.
+    private func writeSome(_ bytes: UnsafeRawBufferPointer) -> (count: Int, error: SystemError?) {
+        var written = 0
+        do {
+            try file.writeAll(bytes, at: nil, written: &written)
+        } catch {
+            return (written, SystemError(errno: error.errno, operation: "write", path: path))
+        }
+        return (written, nil)
+    }
+
+    /// The length of the longest run of whole records at the start of `records`
+    /// that fits in `limit` bytes.
+    static func wholeRecordsLength(_ records: UnsafeRawBufferPointer, within limit: Int) -> Int {
+        var position = 0
+        for record in RecordSequence(records) {
+            guard position + record.length <= limit else { break }
+            position += record.length
+        }
+        return position
+    }
+}

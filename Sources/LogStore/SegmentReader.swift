@@ -1,0 +1,112 @@
+// Reading a segment file: a sequential scan from an offset, or one record at
+// an address with two positioned reads (header, then the rest). Readers take
+// no lock: records are only ever appended, so a reader sees a prefix of the
+// segment, at worst ending in a record still being written, which it reports
+// as incomplete rather than guessing.
+
+import LogFormat
+import LogIO
+import LogJSON
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// An address outside the segment.
+public struct OffsetBeyondEnd: Error {
+    public let path: String
+    public let offset: UInt64
+    public let size: UInt64
+
+    public var message: String { "\(path): offset \(offset): beyond the end of the segment (\(size) bytes)" }
+}
+
+/// A record fault in a named segment: `SEG: offset N: reason`.
+public struct SegmentFault: Error {
+    public let path: String
+    public let fault: RecordFault
+
+    public var message: String { "\(path): \(fault.message)" }
+}
+
+public final class SegmentReader {
+    public let path: String
+    public let file: FileDescriptor
+    /// The size when the segment was opened; a scan may see more.
+    public let size: UInt64
+
+    public init(path: String) throws {
+        self.path = path
+        file = try FileDescriptor.openSegment(path, O_RDONLY)
+        do {
+            size = try file.size()
+        } catch {
+            file.close()
+            throw error
+        }
+    }
+
+    deinit { file.close() }
+
+    /// Calls `body` with every valid record from `offset` on; throws a
+    /// SegmentFault at the first damaged one.
+    public func scan(from offset: UInt64 = 0, maxRecord: Int, verify: Bool, _ body: (RecordView, UInt64) throws -> Void) throws {
+        guard offset <= size else { throw OffsetBeyondEnd(path: path, offset: offset, size: size) }
+        try file.seek(to: offset)
+        _ = posix_fadvise(file.raw, off_t(offset), 0, Int32(POSIX_FADV_SEQUENTIAL))
+        let reader = RecordReader(source: file, maxRecord: maxRecord, verify: verify, startOffset: offset, chunk: 4 << 20)
+        do {
+            try reader.forEach(body)
+        } catch let fault as RecordFault {
+            throw SegmentFault(path: path, fault: fault)
+        }
+    }
+
+    /// The record at `offset`, read into `buffer` and borrowed from it.
+    public func record(at offset: UInt64, length knownLength: UInt64? = nil, maxRecord: Int, verify: Bool, buffer: ByteBuffer) throws -> RecordView {
+        try file.record(at: offset, size: size, length: knownLength, maxRecord: maxRecord, verify: verify, buffer: buffer)
+    }
+}
+
+extension FileDescriptor {
+    /// The record at `offset` of this segment (`size` bytes long), read into
+    /// `buffer` and borrowed from it. With the record's length known (from an
+    /// index), it is one positioned read; otherwise the header is read first
+    /// to learn it.
+    public func record(
+        at offset: UInt64, size: UInt64, length knownLength: UInt64? = nil, maxRecord: Int, verify: Bool, buffer: ByteBuffer
+    ) throws -> RecordView {
+        guard offset < size else { throw OffsetBeyondEnd(path: path, offset: offset, size: size) }
+        func fault(_ error: RecordError) -> SegmentFault {
+            SegmentFault(path: path, fault: RecordFault(offset: offset, error: error))
+        }
+        var want = RecordLayout.headerSize
+        if let knownLength, knownLength >= UInt64(RecordLayout.headerSize), knownLength <= UInt64(maxRecord) {
+            want = Int(min(knownLength, size - offset))
+        }
+        buffer.removeAll()
+        buffer.reserve(want)
+        buffer.count = try read(at: offset, into: UnsafeMutableRawBufferPointer(start: buffer.base, count: want))
+        let header: RecordHeader
+        do {
+            header = try RecordHeader.parse(buffer.bytes, maxRecord: maxRecord)
+        } catch {
+            throw fault(error)
+        }
+        // Never more room than the segment holds, whatever the header declares.
+        let present = Int(min(UInt64(header.length), size - offset))
+        if present > buffer.count {
+            let have = buffer.count
+            buffer.reserve(present - have)
+            let rest = UnsafeMutableRawBufferPointer(start: buffer.base + have, count: present - have)
+            buffer.count += try read(at: offset + UInt64(have), into: rest)
+        }
+        do {
+            return try RecordView.parse(buffer.bytes, maxRecord: maxRecord, verify: verify)
+        } catch {
+            throw fault(error)
+        }
+    }
+}
