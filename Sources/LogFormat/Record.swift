@@ -160,6 +160,16 @@ public struct RecordView {
         return record
     }
 
+    /// The record at `offset` of bytes already walked in verified mode. Only
+    /// for those: anything else is a programming error, and stops the tool.
+    public static func verified(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> RecordView {
+        do {
+            return try parse(UnsafeRawBufferPointer(rebasing: bytes[offset...]), maxRecord: Int.max, verify: false)
+        } catch {
+            preconditionFailure("offset \(offset) of verified bytes: \(error.reason)")
+        }
+    }
+
     /// Recomputes the checksum and checks that the key is UTF-8.
     public func verify() throws(RecordError) {
         let computed = Record.checksum(of: bytes)

@@ -76,21 +76,21 @@ public enum Compaction {
         report.beforeSize = UInt64(segment.count)
         var offsets: [Int] = []
         var keyed: [UInt64] = []
-        var position = 0
-        while position < segment.count {
-            let record: RecordView
-            do {
-                record = try RecordView.parse(UnsafeRawBufferPointer(rebasing: segment[position...]), maxRecord: maxRecord, verify: true)
-            } catch {
-                throw SegmentFault(path: path, fault: RecordFault(offset: UInt64(position), error: error))
+        var walker = RecordWalker(segment, mode: .verified, maxRecord: maxRecord)
+        while let step = walker.next() {
+            switch step {
+            case .record(let record, let offset):
+                keyed.append(UInt64(KeyHash.hash(record.key)) << 32 | UInt64(offsets.count))
+                offsets.append(offset)
+            case .damage(let fault, _):
+                throw SegmentFault(path: path, fault: fault)
+            case .partial:
+                preconditionFailure("a complete buffer has no partial records")
             }
-            keyed.append(UInt64(KeyHash.hash(record.key)) << 32 | UInt64(offsets.count))
-            offsets.append(position)
-            position += record.length
         }
         let dead = KeyHash.overwritten(keyed, offsets: offsets, segment: segment)
         for (number, isDead) in dead.enumerated() where isDead {
-            if RecordView.typeByte(segment, at: offsets[number]) == RecordType.put.rawValue {
+            if RecordView.verified(segment, at: offsets[number]).type == .put {
                 report.droppedOverwritten += 1
             } else {
                 report.droppedTombstones += 1
@@ -98,7 +98,7 @@ public enum Compaction {
         }
         report.recordsRead = offsets.count
         for (number, offset) in offsets.enumerated() where !dead[number] {
-            let record = try! RecordView.parse(UnsafeRawBufferPointer(rebasing: segment[offset...]), maxRecord: Int.max, verify: false)
+            let record = RecordView.verified(segment, at: offset)
             if record.type == .delete {
                 report.droppedTombstones += 1
                 continue
@@ -208,31 +208,21 @@ public enum Compaction {
     /// `claim`; returns how many there were.
     private static func copyAppended(_ source: FileDescriptor, from: UInt64, to: UInt64, path: String, maxRecord: Int, into claim: FileDescriptor) throws -> Int {
         let buffer = ByteBuffer(capacity: Int(to - from))
-        // The buffer's bytes are used through pointers below; it must outlive them.
-        defer { withExtendedLifetime(buffer) {} }
         buffer.count = try source.read(at: from, into: UnsafeMutableRawBufferPointer(start: buffer.base, count: Int(to - from)))
         var count = 0
-        var position = 0
-        while position < buffer.count {
-            do {
-                let record = try RecordView.parse(UnsafeRawBufferPointer(rebasing: buffer.bytes[position...]), maxRecord: maxRecord, verify: true)
-                position += record.length
-                count += 1
-            } catch {
+        var walker = RecordWalker(buffer.bytes, mode: .verified, maxRecord: maxRecord, baseOffset: from)
+        while let step = walker.next() {
+            switch step {
+            case .record: count += 1
+            case .damage(let fault, _):
                 throw CompactionRefused(
-                    message: "\(path): offset \(from + UInt64(position)): \(error.reason) in records appended during compaction; run logfix; nothing changed",
+                    message: "\(path): \(fault.message) in records appended during compaction; run logfix; nothing changed",
                     cause: .damage)
+            case .partial: preconditionFailure("a complete buffer has no partial records")
             }
         }
         try claim.writeAll(buffer.bytes)
         return count
-    }
-}
-
-extension RecordView {
-    /// The type byte of the record at `offset` of an already verified segment.
-    static func typeByte(_ segment: UnsafeRawBufferPointer, at offset: Int) -> UInt8 {
-        segment.load(fromByteOffset: offset + RecordLayout.typeOffset, as: UInt8.self)
     }
 }
 
@@ -245,9 +235,7 @@ enum KeyHash {
         var dead = [Bool](repeating: false, count: keyed.count)
         guard let base = segment.baseAddress else { return dead }
         func key(_ item: UInt64) -> UnsafeRawBufferPointer {
-            let offset = offsets[Int(item & 0xFFFF_FFFF)]
-            let length = UInt32(bigEndian: base.loadUnaligned(fromByteOffset: offset + RecordLayout.keyLengthOffset, as: UInt32.self))
-            return UnsafeRawBufferPointer(start: base + offset + RecordLayout.headerSize, count: Int(length))
+            RecordView.verified(segment, at: offsets[Int(item & 0xFFFF_FFFF)]).key
         }
         var start = 0
         while start < sorted.count {

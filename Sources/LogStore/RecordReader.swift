@@ -57,41 +57,23 @@ public final class RecordReader {
         }
     }
 
-    /// Decodes the complete records in the buffer; returns how many bytes they
-    /// took and sets `needed` to the buffered length the next record requires.
+    /// Walks the records in the buffer; returns how many bytes they took and
+    /// sets `needed` to the buffered length the next record requires.
     private func decodeRecords(atEnd: Bool, needed: inout Int, _ body: (RecordView, UInt64) throws -> Void) throws -> Int {
-        let base = UnsafeRawPointer(buffer.base)
-        let count = buffer.count
-        var position = 0
-        while position < count {
-            let available = UnsafeRawBufferPointer(start: base + position, count: count - position)
-            let offset = bufferOffset + UInt64(position)
-            // Only the end of the input can cut a header short; until then,
-            // wait for all of it so that errors do not depend on read sizes.
-            if available.count < RecordLayout.headerSize && !atEnd {
-                needed = RecordLayout.headerSize
-                return position
-            }
-            let header: RecordHeader
-            do {
-                header = try RecordHeader.parse(available, maxRecord: maxRecord)
-            } catch {
-                throw RecordFault(offset: offset, error: error)
-            }
-            let length = header.length
-            guard length <= available.count else {
-                if atEnd { throw RecordFault(offset: offset, error: .incompletePayload(available: available.count, length: length)) }
-                needed = length
-                return position
-            }
-            let record = RecordView(header: header, bytes: UnsafeRawBufferPointer(start: available.baseAddress, count: length))
-            if verify {
-                do { try record.verify() } catch { throw RecordFault(offset: offset, error: error) }
-            }
-            try body(record, offset)
-            position += length
-        }
+        var walker = RecordWalker(
+            buffer.bytes, mode: verify ? .verified : .strict, maxRecord: maxRecord, baseOffset: bufferOffset, complete: atEnd)
         needed = RecordLayout.headerSize
-        return position
+        while let step = walker.next() {
+            switch step {
+            case .record(let record, let offset):
+                try body(record, bufferOffset + UInt64(offset))
+            case .damage(let fault, _):
+                throw fault
+            case .partial(let offset, let length):
+                needed = length
+                return offset
+            }
+        }
+        return walker.position
     }
 }

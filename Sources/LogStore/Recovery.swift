@@ -116,70 +116,13 @@ public enum Recovery {
     /// Calls `body` with every valid record from `from` on and with every
     /// damaged range between them.
     public static func walk(_ segment: UnsafeRawBufferPointer, from: UInt64, maxRecord: Int, _ body: (Event) -> Void) {
-        var position = Int(from)
-        let size = segment.count
-        while position < size {
-            let rest = UnsafeRawBufferPointer(rebasing: segment[position...])
-            do {
-                let record = try RecordView.parse(rest, maxRecord: maxRecord, verify: true)
-                body(.record(record, offset: UInt64(position)))
-                position += record.length
-            } catch {
-                let next = nextValidRecord(segment, after: position, maxRecord: maxRecord) ?? size
-                body(.damage(RecordFault(offset: UInt64(position), error: error), end: UInt64(next)))
-                position = next
+        var walker = RecordWalker(segment, mode: .resynchronising, maxRecord: maxRecord, from: Int(from))
+        while let step = walker.next() {
+            switch step {
+            case .record(let record, let offset): body(.record(record, offset: UInt64(offset)))
+            case .damage(let fault, let end): body(.damage(fault, end: UInt64(end)))
+            case .partial: preconditionFailure("a complete buffer has no partial records")
             }
         }
-    }
-
-    /// The offset of the first valid record that starts after the damaged
-    /// record at `position`.
-    ///
-    /// If that record's header is intact, its declared extent is its payload,
-    /// whatever the bytes look like (a value may hold an encoded segment): the
-    /// search goes on where the extent ends, so a torn record whose value
-    /// holds records stays one torn record. A header is intact only if the
-    /// bytes agree with its length: when a chain of valid records found
-    /// inside the extent runs across its end (or, for an extent past the end
-    /// of the file, reaches exactly the end of the file), the length field
-    /// itself is the damage, and truncating there would destroy the records
-    /// that chain holds. Then the search goes byte by byte, as for a header
-    /// that does not parse.
-    static func nextValidRecord(_ segment: UnsafeRawBufferPointer, after position: Int, maxRecord: Int) -> Int? {
-        let size = segment.count
-        guard let header = try? RecordHeader.parse(UnsafeRawBufferPointer(rebasing: segment[position...]), maxRecord: maxRecord) else {
-            return firstValidRecord(segment, from: position + 1, before: size, maxRecord: maxRecord)
-        }
-        let end = position + header.length
-        var candidate = position + 1
-        while let found = firstValidRecord(segment, from: candidate, before: min(end, size), maxRecord: maxRecord) {
-            var chainEnd = found
-            while chainEnd < end, let record = validRecord(segment, at: chainEnd, maxRecord: maxRecord) {
-                chainEnd += record.length
-            }
-            if chainEnd > end || (end > size && chainEnd == size) { return found }
-            candidate = chainEnd
-        }
-        return end < size ? firstValidRecord(segment, from: end, before: size, maxRecord: maxRecord) : nil
-    }
-
-    /// The first offset in `from..<before` where a valid record starts.
-    private static func firstValidRecord(_ segment: UnsafeRawBufferPointer, from: Int, before: Int, maxRecord: Int) -> Int? {
-        guard let base = segment.baseAddress else { return nil }
-        let size = segment.count
-        let magicFirst = Int32(RecordLayout.magic >> 24)
-        var candidate = from
-        while candidate < before && candidate + RecordLayout.headerSize <= size {
-            guard let hit = memchr(base + candidate, magicFirst, before - candidate) else { return nil }
-            candidate = UnsafeRawPointer(hit) - base
-            if validRecord(segment, at: candidate, maxRecord: maxRecord) != nil { return candidate }
-            candidate += 1
-        }
-        return nil
-    }
-
-    private static func validRecord(_ segment: UnsafeRawBufferPointer, at offset: Int, maxRecord: Int) -> RecordView? {
-        guard offset < segment.count else { return nil }
-        return try? RecordView.parse(UnsafeRawBufferPointer(rebasing: segment[offset...]), maxRecord: maxRecord, verify: true)
     }
 }
