@@ -19,7 +19,7 @@ INDEX    ?= $(DATA)/index.json
 FIXTURES ?= fixtures
 SIZES    ?= 10000,100000,1000000
 
-.PHONY: all build test unit golden demo install clean help put delete scan inspect index get recover compact crash-demo bench bench-quick
+.PHONY: all build test unit golden demo install clean help put delete scan inspect index get recover compact crash-demo bench bench-quick torture
 
 # KEY, VALUE and OFFSET reach the recipes through the environment, unexpanded,
 # so keys with spaces, quotes or dollar signs pass through make and the shell
@@ -51,6 +51,7 @@ help:
 	@echo "make recover             logfix SEGMENT (torn tail), then rebuild INDEX"
 	@echo "make compact             logpack --in-place SEGMENT, rewriting INDEX"
 	@echo "make crash-demo          append, cut the tail mid-record, recover, show the report"
+	@echo "make torture             200 rounds of kill -9 of writers and compactions (TORTURE_ROUNDS)"
 	@echo "make bench               logkit beside its peers at SIZES=$(SIZES); reports in REPORTS"
 	@echo "make bench-quick         a smoke run of the benchmark, under a minute"
 	@echo "make install   copy the tools to PREFIX/bin (PREFIX=$(PREFIX))"
@@ -158,6 +159,12 @@ crash-demo: bin/.built
 	@echo
 	@echo '$$ bin/logscan --count $(CRASH_DEMO)'
 	@bin/logscan --count $(CRASH_DEMO)
+
+# Writers and compactions killed with kill -9 at random moments, no logfix in
+# between: every acknowledged record must stay readable (a few minutes).
+TORTURE_ROUNDS ?= 200
+torture: bin/.built
+	python3 Tests/torture/kill9_loop.py --rounds $(TORTURE_ROUNDS) --bin bin
 
 # Peers are measured only if installed: apt-get install sqlite3 jq tkrzw-utils lmdb-utils
 bench: bin/.built
