@@ -43,6 +43,8 @@ public struct CompactionReport: Sendable {
     /// Records appended while the compaction ran, copied as they were.
     public var recordsAppendedMeanwhile = 0
     public var durationMicroseconds: UInt64 = 0
+    /// The offset and checksum of the last record written, for the writers' lock.
+    public var lastWritten: (offset: UInt64, checksum: UInt32)?
 
     public var json: String {
         let ms = Double(durationMicroseconds) / 1000
@@ -106,6 +108,7 @@ public enum Compaction {
             let p = try out.room(for: record.length)
             p.copyMemory(from: record.bytes.baseAddress!, byteCount: record.length)
             out.commit(record.length)
+            report.lastWritten = (report.afterSize, record.checksum)
             report.recordsWritten += 1
             report.afterSize += UInt64(record.length)
         }
@@ -186,7 +189,8 @@ public enum Compaction {
                 throw CompactionRefused(message: "\(path): the segment shrank while it was compacted; nothing changed", cause: .conflict)
             }
             if now > scanned {
-                let appended = try copyAppended(source, from: scanned, to: now, path: path, maxRecord: maxRecord, into: claim)
+                let (appended, last) = try copyAppended(source, from: scanned, to: now, path: path, maxRecord: maxRecord, into: claim)
+                report.lastWritten = last.map { (report.afterSize + $0.offset, $0.checksum) } ?? report.lastWritten
                 report.recordsAppendedMeanwhile = appended
                 report.recordsRead += appended
                 report.recordsWritten += appended
@@ -199,21 +203,27 @@ public enum Compaction {
             }
             try FileSystem.syncDirectory(FileSystem.directory(of: path))
             // The next writer need not verify what was just written from verified records.
-            try? lock.recordVerifiedEnd(VerifiedEnd(identity: try claim.identity(), end: report.afterSize))
+            try? lock.recordVerifiedEnd(VerifiedEnd(identity: try claim.identity(), end: report.afterSize, last: report.lastWritten))
         }
         return report
     }
 
     /// Copies the whole, valid records in `from..<to` of `source` to the end of
-    /// `claim`; returns how many there were.
-    private static func copyAppended(_ source: FileDescriptor, from: UInt64, to: UInt64, path: String, maxRecord: Int, into claim: FileDescriptor) throws -> Int {
+    /// `claim`; returns how many there were, and the last one's offset (from
+    /// `from`) and checksum.
+    private static func copyAppended(
+        _ source: FileDescriptor, from: UInt64, to: UInt64, path: String, maxRecord: Int, into claim: FileDescriptor
+    ) throws -> (count: Int, last: (offset: UInt64, checksum: UInt32)?) {
         let buffer = ByteBuffer(capacity: Int(to - from))
         buffer.count = try source.read(at: from, into: UnsafeMutableRawBufferPointer(start: buffer.base, count: Int(to - from)))
         var count = 0
+        var last: (offset: UInt64, checksum: UInt32)?
         var walker = RecordWalker(buffer.bytes, mode: .verified, maxRecord: maxRecord, baseOffset: from)
         while let step = walker.next() {
             switch step {
-            case .record: count += 1
+            case .record(let record, let offset):
+                count += 1
+                last = (UInt64(offset), record.checksum)
             case .damage(let fault, _):
                 throw CompactionRefused(
                     message: "\(path): \(fault.message) in records appended during compaction; run logfix; nothing changed",
@@ -222,7 +232,7 @@ public enum Compaction {
             }
         }
         try claim.writeAll(buffer.bytes)
-        return count
+        return (count, last)
     }
 }
 

@@ -38,6 +38,8 @@ public struct Verification: Sendable {
     public var validRecords = 0
     /// The end of the last valid record before the first damage.
     public var validEnd: UInt64
+    /// That record's offset and checksum, if verification saw one.
+    public var lastValid: (offset: UInt64, checksum: UInt32)?
     /// The first damage, if any.
     public var failure: RecordFault?
     /// Every damaged range after the first failure, in order.
@@ -57,6 +59,7 @@ public enum Recovery {
     public static func verify(_ file: FileDescriptor, size: UInt64, from: UInt64, maxRecord: Int) throws -> Verification {
         var records = 0
         var end = from
+        var last: (offset: UInt64, checksum: UInt32)?
         try file.seek(to: from)
         let reader = RecordReader(source: file, maxRecord: maxRecord, verify: true, startOffset: from, chunk: 4 << 20)
         do {
@@ -64,13 +67,14 @@ public enum Recovery {
                 guard offset + UInt64(record.length) <= size else { throw PastSize() }
                 records += 1
                 end = offset + UInt64(record.length)
+                last = (offset, record.checksum)
             }
-            if end == size { return Verification(from: from, validRecords: records, validEnd: end) }
+            if end == size { return Verification(from: from, validRecords: records, validEnd: end, lastValid: last) }
         } catch is RecordFault {
         } catch is PastSize {
         }
         // Everything before `end` is verified; classify what follows it.
-        let known = Verification(from: from, validRecords: records, validEnd: end)
+        let known = Verification(from: from, validRecords: records, validEnd: end, lastValid: last)
         return try MappedFile(file, size: size).withBytes { verify($0, continuing: known, maxRecord: maxRecord) }
     }
 
@@ -94,6 +98,7 @@ public enum Recovery {
                 if result.failure == nil {
                     result.validRecords += 1
                     result.validEnd = offset + UInt64(record.length)
+                    result.lastValid = (offset, record.checksum)
                 } else {
                     result.recordsAfterDamage += 1
                 }

@@ -135,14 +135,14 @@ public final class SegmentAppender {
             var cleanupError: SystemError?
             do {
                 try file.truncate(to: start + UInt64(kept))
-                if kept > 0 { noteWritten(start..<(start + UInt64(kept))) }
+                noteWritten(UnsafeRawBufferPointer(rebasing: records[0..<kept]), at: start)
                 if sync { try syncFile(lockHeld: true) }
             } catch {
                 cleanupError = error
             }
             throw AppendFailure(offset: start, appended: failedSync == nil ? kept : 0, error: failure, cleanupError: cleanupError)
         }
-        noteWritten(start..<(start + UInt64(records.count)))
+        noteWritten(records, at: start)
         if sync {
             do {
                 try syncFile(lockHeld: true)
@@ -184,17 +184,23 @@ public final class SegmentAppender {
         guard let range = unsynced,
               (try? FileSystem.identity(of: path)) == (try? file.identity()),
               (try? file.size()) == range.upperBound,
-              (try? file.truncate(to: range.lowerBound)) != nil,
-              let identity = try? file.identity()
+              (try? file.truncate(to: range.lowerBound)) != nil
         else { return }
-        try? lock.recordVerifiedEnd(VerifiedEnd(identity: identity, end: range.lowerBound))
         unsynced = nil
     }
 
-    private func noteWritten(_ range: Range<UInt64>) {
-        unsynced = (unsynced?.lowerBound ?? range.lowerBound)..<range.upperBound
+    /// With the lock held: `records` (whole records) now lie at `start`.
+    private func noteWritten(_ records: UnsafeRawBufferPointer, at start: UInt64) {
+        var last: (offset: UInt64, checksum: UInt32)?
+        var position = start
+        for record in RecordSequence(records) {
+            last = (position, record.checksum)
+            position += UInt64(record.length)
+        }
+        guard let last else { return }
+        unsynced = (unsynced?.lowerBound ?? start)..<position
         if let identity = try? file.identity() {
-            try? lock.recordVerifiedEnd(VerifiedEnd(identity: identity, end: range.upperBound))
+            try? lock.recordVerifiedEnd(VerifiedEnd(identity: identity, end: position, last: last))
         }
     }
 
@@ -205,16 +211,16 @@ public final class SegmentAppender {
     private func verifiedTail() throws -> UInt64 {
         let size = try file.size()
         let identity = try file.identity()
-        let known = lock.verifiedEnd()
-        if known?.identity == identity, let end = known?.end, end == size { return size }
-        if known?.identity != identity {
+        let known = try lock.verifiedEnd().flatMap { try $0.holds(in: file, size: size) ? $0 : nil }
+        if let known, known.end == size { return size }
+        if lock.verifiedEnd()?.identity != identity {
             // A segment this writer's predecessors never verified: new, or
             // renamed into place by a compaction whose directory sync may
             // have failed. Its name must be durable before any address in it
             // is printed.
             try FileSystem.syncDirectory(FileSystem.directory(of: path))
         }
-        let from = known.map { $0.identity == identity && $0.end <= size ? $0.end : 0 } ?? 0
+        let from = known?.end ?? 0
         let verification = try Recovery.verify(file, size: size, from: from, maxRecord: maxRecord)
         if !verification.isClean {
             guard verification.isTornTail, let failure = verification.failure else {
@@ -224,7 +230,8 @@ public final class SegmentAppender {
             try file.sync()
             notice("\(path): truncated a torn tail at offset \(verification.validEnd) (\(size - verification.validEnd) bytes never acknowledged; \(failure.error.reason))")
         }
-        try? lock.recordVerifiedEnd(VerifiedEnd(identity: identity, end: verification.validEnd))
+        let last = verification.lastValid ?? known.flatMap { $0.end > 0 ? ($0.lastOffset, $0.lastChecksum) : nil }
+        try? lock.recordVerifiedEnd(VerifiedEnd(identity: identity, end: verification.validEnd, last: last))
         return verification.validEnd
     }
 

@@ -27,18 +27,26 @@ import Glibc
 import Musl
 #endif
 
-/// The segment file a writer last knew, and the end of its verified records.
+/// The segment file a writer last knew, the end of its verified records and
+/// the last of them (offset and checksum). The file's identity alone does not
+/// prove the bytes are those verified (`cp backup SEG` keeps the inode), so
+/// the last record is read back, one positioned read, before it is trusted.
 public struct VerifiedEnd: Equatable, Sendable {
     public var identity: FileIdentity
     public var end: UInt64
+    public var lastOffset: UInt64
+    public var lastChecksum: UInt32
 
-    public init(identity: FileIdentity, end: UInt64) {
+    /// `last` is nil only for an empty segment.
+    public init(identity: FileIdentity, end: UInt64, last: (offset: UInt64, checksum: UInt32)?) {
         self.identity = identity
         self.end = end
+        lastOffset = last?.offset ?? 0
+        lastChecksum = last?.checksum ?? 0
     }
 
-    static let size = 32
-    private static let tag: UInt32 = 0x6C6B_7631 // "lkv1"
+    static let size = 44
+    private static let tag: UInt32 = 0x6C6B_7632 // "lkv2"
 
     func encoded() -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: VerifiedEnd.size)
@@ -48,7 +56,9 @@ public struct VerifiedEnd: Equatable, Sendable {
             p.storeBigEndian(identity.device, at: 4)
             p.storeBigEndian(identity.inode, at: 12)
             p.storeBigEndian(end, at: 20)
-            p.storeBigEndian(CRC32.checksum(UnsafeRawBufferPointer(rebasing: out[0..<28])), at: 28)
+            p.storeBigEndian(lastOffset, at: 28)
+            p.storeBigEndian(lastChecksum, at: 36)
+            p.storeBigEndian(CRC32.checksum(UnsafeRawBufferPointer(rebasing: out[0..<40])), at: 40)
         }
         return bytes
     }
@@ -56,10 +66,29 @@ public struct VerifiedEnd: Equatable, Sendable {
     init?(decoding bytes: UnsafeRawBufferPointer) {
         guard bytes.count >= VerifiedEnd.size, let p = bytes.baseAddress,
               p.loadBigEndian(UInt32.self, at: 0) == VerifiedEnd.tag,
-              p.loadBigEndian(UInt32.self, at: 28) == CRC32.checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<28]))
+              p.loadBigEndian(UInt32.self, at: 40) == CRC32.checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<40]))
         else { return nil }
         identity = FileIdentity(device: p.loadBigEndian(UInt64.self, at: 4), inode: p.loadBigEndian(UInt64.self, at: 12))
         end = p.loadBigEndian(UInt64.self, at: 20)
+        lastOffset = p.loadBigEndian(UInt64.self, at: 28)
+        lastChecksum = p.loadBigEndian(UInt32.self, at: 36)
+    }
+
+    /// True if `file` (`size` bytes) still holds, ending at `end`, the record
+    /// this state names: the same file, and its last verified record in place.
+    public func holds(in file: FileDescriptor, size: UInt64) throws(SystemError) -> Bool {
+        guard try file.identity() == identity, end <= size else { return false }
+        guard end > 0 else { return true }
+        var header = [UInt8](repeating: 0, count: RecordLayout.headerSize)
+        let result: Result<Bool, SystemError> = header.withUnsafeMutableBytes { buffer in
+            Result { () throws(SystemError) in
+                guard try file.read(at: lastOffset, into: buffer) == buffer.count,
+                      let parsed = try? RecordHeader.parse(UnsafeRawBufferPointer(buffer), maxRecord: Int.max)
+                else { return false }
+                return parsed.checksum == lastChecksum && lastOffset + UInt64(parsed.length) == end
+            }
+        }
+        return try result.get()
     }
 }
 

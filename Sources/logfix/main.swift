@@ -131,6 +131,11 @@ func repair() throws -> RepairReport {
         .flatMap { $0.identity == identity && $0.end <= size ? $0.end : nil }
     let failedBelowVerified = verification.failure.map { $0.offset < (verifiedEnd ?? 0) } ?? false
     let tornTail = verification.isTornTail && !failedBelowVerified
+    /// Leaves the next writer a verified end it can trust without reading
+    /// the segment again (only when this run saw the last record).
+    func record(_ state: VerifiedEnd) {
+        if state.end == 0 || verification.lastValid != nil { try? lock?.recordVerifiedEnd(state) }
+    }
 
     if let salvagePath {
         // OUT is always written, also for a clean segment: a script can rely on it.
@@ -139,7 +144,7 @@ func repair() throws -> RepairReport {
         return report.finish(.salvaged, recoveredSize: kept.bytes)
     }
     if verification.isClean {
-        if !check { try? lock?.recordVerifiedEnd(VerifiedEnd(identity: identity, end: size)) }
+        if !check { record(VerifiedEnd(identity: identity, end: size, last: verification.lastValid)) }
         return report.finish(.none, recoveredSize: size)
     }
     let cut = verification.validEnd
@@ -149,7 +154,7 @@ func repair() throws -> RepairReport {
     if tornTail || force {
         try file.truncate(to: cut)
         try file.sync()
-        try? lock?.recordVerifiedEnd(VerifiedEnd(identity: identity, end: cut))
+        record(VerifiedEnd(identity: identity, end: cut, last: verification.lastValid))
         tool.warn("\(path): truncated at offset \(cut) (\(size - cut) bytes from offset \(verification.failure!.offset): \(verification.failure!.error.reason))")
         return report.finish(force && !tornTail ? .forced : .truncated, recoveredSize: cut)
     }
