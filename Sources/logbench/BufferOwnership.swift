@@ -255,8 +255,11 @@ enum BufferOwnership {
     // MARK: - The child: one cell
 
     static func runCell(mode: String, retain: Bool, segment: String) -> Never {
-        let tool = Tool(name: "logbench ownership-cell", usage: "logbench ownership-cell copy|slice|borrow retain|drop SEGMENT")
-        guard let mode = Mode(rawValue: mode) else { tool.fail("unknown mode '\(mode)' (copy, slice or borrow)", .usage) }
+        func fail(_ message: String) -> Never {
+            try? FileDescriptor.standardError.writeAll("logbench ownership-cell: \(message)\n")
+            exit(ExitCode.usage.rawValue)
+        }
+        guard let mode = Mode(rawValue: mode) else { fail("unknown mode '\(mode)' (copy, slice or borrow)") }
         do {
             let file = try FileDescriptor.open(segment, O_RDONLY)
             let sampler = try Sampler(segmentSize: file.size())
@@ -269,9 +272,9 @@ enum BufferOwnership {
             try FileDescriptor.standardOutput.writeAll(outcome.json + "\n")
             exit(0)
         } catch let fault as RecordFault {
-            tool.fail("\(segment): \(fault.message)", .usage)
+            fail("\(segment): \(fault.message)")
         } catch {
-            tool.fail(Failure.describe(error).message, .usage)
+            fail(Failure.describe(error).message)
         }
     }
 

@@ -7,39 +7,37 @@ import LogCLI
 import Glibc
 #endif
 
-let tool = Tool(name: "logbench", usage: """
-    usage: logbench [options]
-           logbench ownership-cell MODE retain|drop SEGMENT
+let tool = Tool(ToolSpec(
+    name: "logbench",
+    synopsis: ["[options]", "ownership-cell MODE retain|drop SEGMENT"],
+    about: """
+        Measure logkit beside its peers: for each size, generate a seeded dataset,
+        build the stores, then time every workload (bulk puts with sync none and
+        batch, single-put processes, repeated puts, deletes, lookups one process each
+        and in a batch, full scan, verify-only scan, index build, recovery full and
+        --from-index, compaction) with logkit and with each installed peer (sqlite3,
+        a JSON-lines log read with grep and jq, tkrzw_dbm_util, mdb_dump, and cat as
+        the floor), after a warm-up, several runs each, median and spread. Then the
+        buffer-ownership experiment. Writes bench.json, bench.md, bench.svg and
+        buffer-ownership.json into the reports directory; a progress line goes to
+        stderr.
+        """,
+    options: [
+        Option(["--sizes"], "N,N,...", "dataset sizes in records (default 10000,100000,1000000)"),
+        Option(["--runs"], "N", "measured runs per command (default 5)"),
+        Option(["--warmups"], "N", "warm-up runs per command (default 1)"),
+        Option(["--bin"], "DIR", "where the logkit tools are (default bin)", completion: .directory),
+        Option(["--work"], "DIR", "scratch space for datasets and stores (default data/bench)", completion: .directory),
+        Option(["--reports"], "DIR", "where the reports go (default reports)", completion: .directory),
+        Option(["--no-ownership"], nil, "skip the buffer-ownership experiment"),
+    ],
+    exitStatus: "0 measured and reported; 2 usage error, a missing tool or a failed command.",
+    examples: [
+        "make bench                     # the default sizes, under 10 minutes here",
+        "make bench-quick               # a smoke run, under a minute",
+        "logbench --sizes 100000 --runs 3",
+    ]))
 
-    Measure logkit beside its peers: for each size, generate a seeded dataset,
-    build the stores, then time every workload (bulk puts with sync none and
-    batch, single-put processes, repeated puts, deletes, lookups one process each
-    and in a batch, full scan, verify-only scan, index build, recovery full and
-    --from-index, compaction) with logkit and with each installed peer (sqlite3,
-    a JSON-lines log read with grep and jq, tkrzw_dbm_util, mdb_dump, and cat as
-    the floor), after a warm-up, several runs each, median and spread. Then the
-    buffer-ownership experiment. Writes bench.json, bench.md, bench.svg and
-    buffer-ownership.json into the reports directory; a progress line goes to
-    stderr.
-
-    options:
-      --sizes N,N,...     dataset sizes in records (default 10000,100000,1000000)
-      --runs N            measured runs per command (default 5)
-      --warmups N         warm-up runs per command (default 1)
-      --bin DIR           where the logkit tools are (default bin)
-      --work DIR          scratch space for datasets and stores (default data/bench)
-      --reports DIR       where the reports go (default reports)
-      --no-ownership      skip the buffer-ownership experiment
-      -h, --help          show this help and exit
-
-    examples:
-      make bench                     # the default sizes, under 10 minutes here
-      make bench-quick               # a smoke run, under a minute
-      logbench --sizes 100000 --runs 3
-
-    """)
-
-var arguments = Arguments(tool: tool)
 var sizes = [10_000, 100_000, 1_000_000]
 var settings = Settings()
 var bin = "bin"
@@ -53,31 +51,23 @@ if CommandLine.arguments.count == 5 && CommandLine.arguments[1] == "ownership-ce
     BufferOwnership.runCell(mode: CommandLine.arguments[2], retain: retain == "retain", segment: CommandLine.arguments[4])
 }
 
-while let argument = arguments.next() {
-    switch argument {
-    case .option("-h"), .option("--help"): arguments.help()
-    case .option("--sizes"):
-        let text = arguments.value(for: "--sizes")
+tool.main { arguments in
+    if let text = arguments.positionalStrings.first { throw UsageError("unexpected argument '\(text)'") }
+    if let text = arguments.string("--sizes") {
         let parsed = text.split(separator: ",").map { Int($0) }
         guard !parsed.isEmpty, parsed.allSatisfy({ ($0 ?? 0) > 0 }) else {
-            tool.usageError("option --sizes: '\(text)' is not a list of positive record counts")
+            throw UsageError("option --sizes: '\(text)' is not a list of positive record counts")
         }
         sizes = parsed.map { $0! }
-    case .option("--runs"): settings.runs = max(1, Int(arguments.unsignedValue(for: "--runs")))
-    case .option("--warmups"): settings.warmups = Int(arguments.unsignedValue(for: "--warmups"))
-    case .option("--bin"): bin = arguments.value(for: "--bin")
-    case .option("--work"): work = arguments.value(for: "--work")
-    case .option("--reports"): reports = arguments.value(for: "--reports")
-    case .option("--no-ownership"): arguments.flag(); ownership = false
-    case .positional(let text, _): tool.usageError("unexpected argument '\(text)'")
-    case .option(let option): arguments.unknown(option)
     }
-}
-
-do {
+    if let runs = try arguments.unsigned("--runs") { settings.runs = max(1, Int(clamping: runs)) }
+    if let warmups = try arguments.unsigned("--warmups") { settings.warmups = Int(clamping: warmups) }
+    bin = try arguments.path("--bin") ?? bin
+    work = try arguments.path("--work") ?? work
+    reports = try arguments.path("--reports") ?? reports
+    ownership = !arguments.has("--no-ownership")
     try benchmark()
-} catch {
-    tool.fail(error)
+    return .success
 }
 
 @MainActor

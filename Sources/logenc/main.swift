@@ -3,142 +3,125 @@ import LogIO
 import LogJSON
 import LogStore
 import LogCLI
-#if canImport(Glibc)
-import Glibc
-#endif
 
-let tool = Tool(name: "logenc", usage: """
-    usage: logenc [options] < records.jsonl > records.seg
-           logenc [options] KEY VALUE > record.seg
-           logenc [options] -d KEY > record.seg
-           logenc -a SEG [options] [KEY VALUE | -d KEY] [< records.jsonl]
+let tool = Tool(ToolSpec(
+    name: "logenc",
+    synopsis: [
+        "[options] < records.jsonl > records.seg",
+        "[options] KEY VALUE > record.seg",
+        "[options] -d KEY > record.seg",
+        "-a SEG [options] [KEY VALUE | -d KEY] [< records.jsonl]",
+    ],
+    about: """
+        Encode records as binary logkit records: JSON lines from stdin, one record per
+        line, or a single PUT or DELETE given as arguments. The records go to stdout,
+        or with -a are appended to the segment SEG, and then each appended record's
+        address is printed as a JSON line:
 
-    Encode records as binary logkit records: JSON lines from stdin, one record per
-    line, or a single PUT or DELETE given as arguments. The records go to stdout,
-    or with -a are appended to the segment SEG, and then each appended record's
-    address is printed as a JSON line:
+          {"segment":"SEG","offset":35,"length":32,"type":"delete","key":"name",
+           "timestamp":1700000000001,"checksum":"0x2b7e11b5"}
 
-      {"segment":"SEG","offset":35,"length":32,"type":"delete","key":"name",
-       "timestamp":1700000000001,"checksum":"0x2b7e11b5"}
+        Input lines look like {"key":"k","value":"v"}, {"key":"k","value_b64":"AAE="}
+        or {"key":"k","type":"delete"}, with an optional "timestamp" (milliseconds
+        since the Unix epoch). Other fields, such as the "offset" and "checksum" of
+        scan output, are ignored; blank lines are skipped.
 
-    Input lines look like {"key":"k","value":"v"}, {"key":"k","value_b64":"AAE="}
-    or {"key":"k","type":"delete"}, with an optional "timestamp" (milliseconds
-    since the Unix epoch). Other fields, such as the "offset" and "checksum" of
-    scan output, are ignored; blank lines are skipped.
+        Before its first append a writer checks the part of SEG no writer has
+        verified (usually nothing): a torn tail left by a crash is truncated, with a
+        note on stderr; damage followed by valid records is refused (exit 1; run
+        logfix). With --sync batch or each, a printed address is a record on disk. A
+        failed append (disk full, file-size limit, I/O error) truncates the segment
+        back to its last whole record, prints the addresses of the records that made
+        it, and exits 2; a failed fsync is never retried, and no address is printed
+        for the records it covered.
+        """,
+    options: [
+        Option(["-a", "--append"], "SEG",
+               "append to segment SEG (created, with its directory, if missing) under the writers' lock SEG.lock",
+               completion: .file),
+        Option(["--sync"], "MODE",
+               "with -a: when to fsync. batch (default): before a batch's addresses are printed and before waiting for more input; each: after every record; none: leave it to the kernel",
+               completion: .words(["none", "batch", "each"])),
+        Option(["-d", "--delete"], "KEY", "encode a DELETE (tombstone) of KEY"),
+        Option(["--timestamp"], "MS", "timestamp of records that carry none (default: now)"),
+        Option.maxRecord,
+    ],
+    exitStatus: """
+        0 done; 1 a malformed input line (the records before it are written and \
+        reported, nothing after it), or damage in the segment's tail; 2 usage, I/O or \
+        write error.
+        """,
+    examples: [
+        "logenc user-1 alice > one.seg",
+        "printf '{\"key\":\"name\",\"value\":\"ish\"}\\n' | logenc | logdec",
+        "logdec < a.seg | logenc > b.seg        # rebuilds a.seg byte for byte",
+        "logenc -a data/segment-0001.dat name ish",
+        "logenc -a data/segment-0001.dat --sync none < records.jsonl > addresses.jsonl",
+    ]))
 
-    options:
-      -a, --append SEG    append to segment SEG (created, with its directory, if
-                          missing) under the writers' lock SEG.lock
-      --sync MODE         with -a: when to fsync. batch (default): before a batch's
-                          addresses are printed and before waiting for more input;
-                          each: after every record; none: leave it to the kernel
-      -d KEY              encode a DELETE (tombstone) of KEY
-      --timestamp MS      timestamp of records that carry none (default: now)
-      --max-record BYTES  refuse records longer than BYTES (default 64M; K, M, G)
-      -h, --help          show this help and exit
+struct Encode {
+    let segmentPath: String?
+    let sync: SyncMode
+    let maxRecord: Int
+    let fixedTimestamp: UInt64?
+    /// The one record given as arguments, if any, encoded.
+    let single: [UInt8]?
 
-    With --sync batch or each, a printed address is a record on disk. A failed
-    append (disk full, file-size limit, I/O error) truncates the segment back to
-    its last whole record, prints the addresses of the records that made it, and
-    exits 2.
-
-    exit status: 0 done; 1 a malformed input line (the records before it are
-    written and reported, nothing after it); 2 usage, I/O or write error.
-
-    examples:
-      logenc user-1 alice > one.seg
-      printf '{"key":"name","value":"ish"}\\n' | logenc | logdec
-      logdec < a.seg | logenc > b.seg        # rebuilds a.seg byte for byte
-      logenc -a data/segment-0001.dat name ish
-      logenc -a data/segment-0001.dat --sync none < bulk.jsonl > addresses.jsonl
-
-    """)
-
-var arguments = Arguments(tool: tool)
-var deleteKey: [UInt8]?
-var fixedTimestamp: UInt64?
-var maxRecord = RecordLayout.defaultMaxRecord
-var positionals: [[UInt8]] = []
-var segmentPath: String?
-var syncMode = SyncMode.batch
-
-while let argument = arguments.next() {
-    switch argument {
-    case .option("-h"), .option("--help"):
-        arguments.help()
-    case .option("-a"), .option("--append"):
-        segmentPath = arguments.value(for: "-a")
-    case .option("--sync"):
-        let text = arguments.value(for: "--sync")
-        guard let mode = SyncMode(rawValue: text) else {
-            tool.usageError("option --sync: '\(text)' is not none, batch or each")
+    init(_ arguments: ParsedArguments) throws(UsageError) {
+        segmentPath = try arguments.path("--append")
+        let syncText = arguments.string("--sync") ?? SyncMode.batch.rawValue
+        guard let sync = SyncMode(rawValue: syncText) else {
+            throw UsageError("option --sync: '\(syncText)' is not none, batch or each")
         }
-        syncMode = mode
-    case .option("-d"), .option("--delete"):
-        deleteKey = arguments.rawValue(for: "-d")
-    case .option("--timestamp"):
-        fixedTimestamp = arguments.unsignedValue(for: "--timestamp")
-    case .option("--max-record"):
-        maxRecord = arguments.byteCount(for: "--max-record", range: Tool.maxRecordRange)
-    case .positional(_, let bytes):
-        positionals.append(bytes)
-    case .option(let option):
-        arguments.unknown(option)
-    }
-}
-
-/// The one record given as arguments, if any, encoded.
-let single: [UInt8]?
-switch (deleteKey, positionals.count) {
-case (let key?, 0): single = encodeArgument(.delete, key, [])
-case (nil, 2): single = encodeArgument(.put, positionals[0], positionals[1])
-case (nil, 0): single = nil
-case (.some, _): tool.usageError("-d KEY takes no other arguments")
-case (nil, 1): tool.usageError("a put needs a KEY and a VALUE")
-case (nil, _): tool.usageError("too many arguments")
-}
-
-@MainActor
-func encodeArgument(_ type: RecordType, _ key: [UInt8], _ value: [UInt8]) -> [UInt8] {
-    guard !key.isEmpty else { tool.usageError("the key is empty") }
-    guard key.withUnsafeBytes({ UTF8Validation.isValid($0) }) else { tool.usageError("the key is not valid UTF-8") }
-    let length = Record.length(keyLength: key.count, valueLength: value.count)
-    guard length <= maxRecord else {
-        tool.usageError(RecordError.tooLarge(length: UInt64(length), limit: maxRecord).reason)
-    }
-    return Record.encode(type: type, key: key, value: value, timestamp: fixedTimestamp ?? currentTimeMillis())
-}
-
-if segmentPath == "" { tool.usageError("option -a needs a segment path") }
-
-let encoder = RecordEncoder(maxRecord: maxRecord, fixedTimestamp: fixedTimestamp)
-let sink: RecordSink
-if let segmentPath {
-    do {
-        sink = try SegmentSink(path: segmentPath, sync: syncMode, maxRecord: maxRecord) { tool.warn($0) }
-    } catch {
-        tool.fail(error)
-    }
-} else {
-    tool.refuseTerminal(.standardOutput, hint: "redirect stdout to a file or a pipe, or append with -a SEG")
-    sink = StreamSink()
-}
-let batch = ByteBuffer(capacity: 1 << 20)
-
-do {
-    if let single {
-        single.withUnsafeBytes { batch.append($0.baseAddress!, $0.count) }
-    } else {
-        try encoder.encodeLines(from: .standardInput, into: batch) {
-            let idle = !FileDescriptor.standardInput.hasInputReady
-            if idle || batch.count >= sink.batchLimit { try sink.write(batch, idle: idle) }
+        self.sync = sync
+        maxRecord = try arguments.maxRecord()
+        fixedTimestamp = try arguments.unsigned("--timestamp")
+        let positionals = arguments.positionals
+        switch (arguments.bytes("--delete"), positionals.count) {
+        case (let key?, 0): single = try Encode.record(.delete, key, [], maxRecord: maxRecord, timestamp: fixedTimestamp)
+        case (nil, 2): single = try Encode.record(.put, positionals[0], positionals[1], maxRecord: maxRecord, timestamp: fixedTimestamp)
+        case (nil, 0): single = nil
+        case (.some, _): throw UsageError("-d KEY takes no other arguments")
+        case (nil, 1): throw UsageError("a put needs a KEY and a VALUE")
+        case (nil, _): throw UsageError("too many arguments")
         }
     }
-    try sink.write(batch, idle: true)
-} catch let error as InputLineError {
-    do { try sink.write(batch, idle: true) } catch { tool.fail(error) }
-    tool.fail(error)
-} catch {
-    tool.fail(error)
+
+    static func record(_ type: RecordType, _ key: [UInt8], _ value: [UInt8], maxRecord: Int, timestamp: UInt64?) throws(UsageError) -> [UInt8] {
+        guard !key.isEmpty else { throw UsageError("the key is empty") }
+        guard key.withUnsafeBytes({ UTF8Validation.isValid($0) }) else { throw UsageError("the key is not valid UTF-8") }
+        let length = Record.length(keyLength: key.count, valueLength: value.count)
+        guard length <= maxRecord else { throw UsageError(RecordError.tooLarge(length: UInt64(length), limit: maxRecord).reason) }
+        return Record.encode(type: type, key: key, value: value, timestamp: timestamp ?? currentTimeMillis())
+    }
+
+    func run() throws -> ExitCode {
+        let sink: RecordSink
+        if let segmentPath {
+            sink = try SegmentSink(path: segmentPath, sync: sync, maxRecord: maxRecord) { tool.warn($0) }
+        } else {
+            tool.refuseTerminal(.standardOutput, hint: "redirect stdout to a file or a pipe, or append with -a SEG")
+            sink = StreamSink()
+        }
+        let batch = ByteBuffer(capacity: 1 << 20)
+        if let single {
+            single.withUnsafeBytes { batch.append($0.baseAddress!, $0.count) }
+        } else {
+            let encoder = RecordEncoder(maxRecord: maxRecord, fixedTimestamp: fixedTimestamp)
+            do {
+                try encoder.encodeLines(from: .standardInput, into: batch) {
+                    let idle = !FileDescriptor.standardInput.hasInputReady
+                    if idle || batch.count >= sink.batchLimit { try sink.write(batch, idle: idle) }
+                }
+            } catch let error as InputLineError {
+                // The lines before the bad one are written and reported.
+                try sink.write(batch, idle: true)
+                throw error
+            }
+        }
+        try sink.write(batch, idle: true)
+        return .success
+    }
 }
 
+tool.main { try Encode($0).run() }

@@ -7,204 +7,199 @@ import LogCLI
 import Glibc
 #endif
 
-let tool = Tool(name: "logfix", usage: """
-    usage: logfix [options] SEG
-           logfix --check SEG
-           logfix --salvage OUT SEG
-           logfix --index INDEX --from-index SEG
+let tool = Tool(ToolSpec(
+    name: "logfix",
+    synopsis: ["[options] SEG", "--check SEG", "--salvage OUT SEG", "--index INDEX --from-index SEG"],
+    about: """
+        Verify every record of a segment and repair what a crash can leave behind.
+        A torn tail (damage with no valid record after it, such as a record cut short
+        by a crash mid-append) is truncated to the end of the last valid record, and
+        the file is fsynced. Damage followed by valid records is refused: nothing is
+        changed, stderr names the damaged ranges and how many valid records follow,
+        and the exit status is 1, unless --salvage copies every valid record into a
+        new segment, or --force truncates at the first damage anyway. Damage below
+        the end up to which writers verified the segment (kept in SEG.lock) is never
+        taken for a torn tail.
 
-    Verify every record of a segment and repair what a crash can leave behind.
-    A torn tail (damage with no valid record after it, such as a record cut short
-    by a crash mid-append) is truncated to the end of the last valid record, and
-    the file is fsynced. Damage followed by valid records is refused: nothing is
-    changed, stderr names the damaged ranges and how many valid records follow,
-    and the exit status is 1, unless --salvage copies every valid record into a
-    new segment, or --force truncates at the first damage anyway.
+        logfix holds the writers' lock (SEG.lock) while it works, so it never mistakes
+        an append in progress for a torn tail, and removes a leftover SEG.compacting
+        from a crashed compaction. A JSON report goes to stdout:
 
-    logfix holds the writers' lock (SEG.lock) while it works, so it never mistakes
-    an append in progress for a torn tail, and removes a leftover SEG.compacting
-    from a crashed compaction. A JSON report goes to stdout:
+          {"segment":"SEG","original_size":N,"recovered_size":N,"lost_bytes":N,
+           "failure_offset":N|null,"failure_reason":"..."|null,"valid_records":N,
+           "action":"none|truncated|refused|forced|salvaged|checked",
+           "verified_from":N,"records_after_damage":N,"damaged_ranges":[[START,END],...]}
+        """,
+    options: [
+        Option(["--check"], nil,
+               "report only; change nothing (exit 1 if damaged); needs only read permission. The report shows the sizes a repair would leave"),
+        Option(["--salvage"], "OUT",
+               "write every valid record, resynchronising past damage by magic and checksum, to the new segment OUT (atomically; always, also for a clean segment); SEG is left as it is",
+               completion: .file),
+        Option(["--force"], nil,
+               "truncate at the first damage even though valid records follow it (they are lost; salvage them first)"),
+        Option(["--index"], "INDEX", "with --from-index: the index of this segment", completion: .file),
+        Option(["--from-index"], nil,
+               "verify only what was appended after the index was written (after checking the index's last record is still there), so routine recovery costs the tail, not the file"),
+        Option(["--report"], "FILE", "also write the report to FILE", completion: .file),
+        Option.maxRecord,
+    ],
+    operands: .file,
+    exitStatus: """
+        0 clean, or repaired (truncated, salvaged, forced); 1 damage found by \
+        --check, or refused; 2 usage or I/O error.
+        """,
+    examples: [
+        "logfix data/segment-0001.dat",
+        "logfix --check data/segment-0001.dat || echo damaged",
+        "logfix --index data/index.json --from-index data/segment-0001.dat",
+        "logfix --salvage data/rescued.dat data/segment-0001.dat",
+    ]))
 
-      {"segment":"SEG","original_size":N,"recovered_size":N,"lost_bytes":N,
-       "failure_offset":N|null,"failure_reason":"..."|null,"valid_records":N,
-       "action":"none|truncated|refused|forced|salvaged|checked",
-       "verified_from":N,"records_after_damage":N,"damaged_ranges":[[START,END],...]}
+struct Fix {
+    let path: String
+    let check: Bool
+    let force: Bool
+    let fromIndex: Bool
+    let salvagePath: String?
+    let indexPath: String?
+    let reportPath: String?
+    let maxRecord: Int
 
-    options:
-      --check             report only; change nothing (exit 1 if damaged). The report
-                          shows the sizes a repair would leave
-      --salvage OUT       write every valid record, resynchronising past damage by
-                          magic and checksum, to the new segment OUT (atomically);
-                          SEG is left as it is
-      --force             truncate at the first damage even though valid records
-                          follow it (they are lost; salvage them first)
-      --index INDEX       with --from-index: the index of this segment
-      --from-index        verify only what was appended after the index was written
-                          (after checking the index's last record is still there),
-                          so routine recovery costs the tail, not the file
-      --report FILE       also write the report to FILE
-      --max-record BYTES  refuse records longer than BYTES (default 64M; K, M, G)
-      -h, --help          show this help and exit
-
-    exit status: 0 clean, or repaired (truncated, salvaged, forced); 1 damage found
-    by --check, or refused; 2 usage or I/O error.
-
-    examples:
-      logfix data/segment-0001.dat
-      logfix --check data/segment-0001.dat || echo damaged
-      logfix --index data/index.json --from-index data/segment-0001.dat
-      logfix --salvage data/rescued.dat data/segment-0001.dat
-
-    """)
-
-var arguments = Arguments(tool: tool)
-var check = false
-var force = false
-var fromIndex = false
-var salvagePath: String?
-var indexPath: String?
-var reportPath: String?
-var maxRecord = RecordLayout.defaultMaxRecord
-var segments: [String] = []
-
-while let argument = arguments.next() {
-    switch argument {
-    case .option("-h"), .option("--help"): arguments.help()
-    case .option("--check"): arguments.flag(); check = true
-    case .option("--force"): arguments.flag(); force = true
-    case .option("--from-index"): arguments.flag(); fromIndex = true
-    case .option("--salvage"): salvagePath = arguments.value(for: "--salvage")
-    case .option("--index"): indexPath = arguments.value(for: "--index")
-    case .option("--report"): reportPath = arguments.value(for: "--report")
-    case .option("--max-record"): maxRecord = arguments.byteCount(for: "--max-record", range: Tool.maxRecordRange)
-    case .positional(let path, _): segments.append(path)
-    case .option(let option): arguments.unknown(option)
-    }
-}
-
-guard segments.count == 1, let path = segments.first else { tool.usageError(segments.isEmpty ? "no segment given" : "exactly one segment is taken, not \(segments.count)") }
-if fromIndex && indexPath == nil { tool.usageError("--from-index needs --index INDEX") }
-if indexPath != nil && !fromIndex { tool.usageError("--index is used with --from-index") }
-if [check, force, salvagePath != nil].filter({ $0 }).count > 1 {
-    tool.usageError("--check, --force and --salvage exclude each other")
-}
-
-do {
-    for (option, output) in [("--report", reportPath), ("--salvage", salvagePath)] {
-        if let output {
-            try FileSystem.requireDistinct(output, from: path, option: option)
-            try FileSystem.requireWritableOutput(output)
+    init(_ arguments: ParsedArguments) throws(UsageError) {
+        let segments = arguments.positionalStrings
+        guard segments.count == 1, let path = segments.first else {
+            throw UsageError(segments.isEmpty ? "no segment given" : "exactly one segment is taken, not \(segments.count)")
+        }
+        self.path = path
+        check = arguments.has("--check")
+        force = arguments.has("--force")
+        fromIndex = arguments.has("--from-index")
+        salvagePath = try arguments.path("--salvage")
+        indexPath = try arguments.path("--index")
+        reportPath = try arguments.path("--report")
+        maxRecord = try arguments.maxRecord()
+        if fromIndex && indexPath == nil { throw UsageError("--from-index needs --index INDEX") }
+        if indexPath != nil && !fromIndex { throw UsageError("--index is used with --from-index") }
+        if [check, force, salvagePath != nil].filter({ $0 }).count > 1 {
+            throw UsageError("--check, --force and --salvage exclude each other")
         }
     }
-    let report = try repair()
-    let line = report.json
-    // The report reaches stdout even if the report file cannot be written.
-    try FileDescriptor.standardOutput.writeAll(line)
-    if let reportPath { try FileSystem.writeAtomically(reportPath) { try $0.writeAll(line) } }
-    exit(report.exitCode.rawValue)
-} catch {
-    tool.fail(error)
-}
 
-@MainActor
-func repair() throws -> RepairReport {
-    try FileSystem.requireSegment(path)
-    // --check changes nothing, not even by creating the lock file, and needs
-    // only read permission: without a readable lock file it reads unlocked.
-    let lock: WritersLock? = check ? try? WritersLock(segment: path, readOnly: true) : try WritersLock(segment: path)
-    try lock?.lock()
-    defer { lock?.unlock() }
-    // Opened under the lock, so the path names the live segment, not one a
-    // compaction has just renamed away.
-    let file = try FileDescriptor.openSegment(path, check || salvagePath != nil ? O_RDONLY : O_RDWR)
-    defer { file.close() }
-    if !check { try lock?.removeLeftoverCompaction() }
-
-    let size = try file.size()
-    let identity = try file.identity()
-    let start = fromIndex ? try indexedEnd(of: file, size: size) : 0
-    let verification = try Recovery.verify(file, size: size, from: start, maxRecord: maxRecord)
-    var report = RepairReport(segment: path, originalSize: size, verification: verification)
-    // Records up to the end a writer wrote or verified (kept in SEG.lock) were
-    // whole once: damage there is not a crash's torn tail, whatever follows.
-    let verifiedEnd = lock?.verifiedEnd()
-        .flatMap { $0.identity == identity && $0.end <= size ? $0.end : nil }
-    let failedBelowVerified = verification.failure.map { $0.offset < (verifiedEnd ?? 0) } ?? false
-    let tornTail = verification.isTornTail && !failedBelowVerified
-    /// Leaves the next writer a verified end it can trust without reading
-    /// the segment again (only when this run saw the last record).
-    func record(_ state: VerifiedEnd) {
-        if state.end == 0 || verification.lastValid != nil { try? lock?.recordVerifiedEnd(state) }
+    func run() throws -> ExitCode {
+        for (option, output) in [("--report", reportPath), ("--salvage", salvagePath)] {
+            if let output {
+                try FileSystem.requireDistinct(output, from: path, option: option)
+                try FileSystem.requireWritableOutput(output)
+            }
+        }
+        let report = try repair()
+        let line = report.json
+        // The report reaches stdout even if the report file cannot be written.
+        try FileDescriptor.standardOutput.writeAll(line)
+        if let reportPath { try FileSystem.writeAtomically(reportPath) { try $0.writeAll(line) } }
+        return report.exitCode
     }
 
-    if let salvagePath {
-        // OUT is always written, also for a clean segment: a script can rely on it.
-        let kept = try MappedFile(file, size: size).withBytes { try salvage($0, to: salvagePath) }
-        report.validRecords = kept.records
-        return report.finish(.salvaged, recoveredSize: kept.bytes)
-    }
-    if verification.isClean {
-        if !check { record(VerifiedEnd(identity: identity, end: size, last: verification.lastValid)) }
-        return report.finish(.none, recoveredSize: size)
-    }
-    let cut = verification.validEnd
-    if check {
-        return report.finish(.checked, recoveredSize: tornTail ? cut : size)
-    }
-    if tornTail || force {
-        try file.truncate(to: cut)
-        try file.sync()
-        record(VerifiedEnd(identity: identity, end: cut, last: verification.lastValid))
-        tool.warn("\(path): truncated at offset \(cut) (\(size - cut) bytes from offset \(verification.failure!.offset): \(verification.failure!.error.reason))")
-        return report.finish(force && !tornTail ? .forced : .truncated, recoveredSize: cut)
-    }
-    if let verifiedEnd, failedBelowVerified && verification.isTornTail {
-        tool.warn("\(path): \(verification.failure!.message); the damage lies below offset \(verifiedEnd), up to which the records were whole when written (\(path).lock); not truncating (use --salvage OUT or --force)")
+    func repair() throws -> RepairReport {
+        try FileSystem.requireSegment(path)
+        // --check changes nothing, not even by creating the lock file, and needs
+        // only read permission: without a readable lock file it reads unlocked.
+        let lock: WritersLock? = check ? try? WritersLock(segment: path, readOnly: true) : try WritersLock(segment: path)
+        try lock?.lock()
+        defer { lock?.unlock() }
+        // Opened under the lock, so the path names the live segment, not one a
+        // compaction has just renamed away.
+        let file = try FileDescriptor.openSegment(path, check || salvagePath != nil ? O_RDONLY : O_RDWR)
+        defer { file.close() }
+        if !check { try lock?.removeLeftoverCompaction() }
+
+        let size = try file.size()
+        let identity = try file.identity()
+        let start = fromIndex ? try indexedEnd(of: file, size: size) : 0
+        let verification = try Recovery.verify(file, size: size, from: start, maxRecord: maxRecord)
+        var report = RepairReport(segment: path, originalSize: size, verification: verification)
+        // Records up to the end a writer wrote or verified (kept in SEG.lock) were
+        // whole once: damage there is not a crash's torn tail, whatever follows.
+        let verifiedEnd = lock?.verifiedEnd()
+            .flatMap { $0.identity == identity && $0.end <= size ? $0.end : nil }
+        let failedBelowVerified = verification.failure.map { $0.offset < (verifiedEnd ?? 0) } ?? false
+        let tornTail = verification.isTornTail && !failedBelowVerified
+        /// Leaves the next writer a verified end it can trust without reading
+        /// the segment again (only when this run saw the last record).
+        func record(_ state: VerifiedEnd) {
+            if state.end == 0 || verification.lastValid != nil { try? lock?.recordVerifiedEnd(state) }
+        }
+
+        if let salvagePath {
+            // OUT is always written, also for a clean segment: a script can rely on it.
+            let kept = try MappedFile(file, size: size).withBytes { try salvage($0, to: salvagePath) }
+            report.validRecords = kept.records
+            return report.finish(.salvaged, recoveredSize: kept.bytes)
+        }
+        if verification.isClean {
+            if !check { record(VerifiedEnd(identity: identity, end: size, last: verification.lastValid)) }
+            return report.finish(.none, recoveredSize: size)
+        }
+        let cut = verification.validEnd
+        if check {
+            return report.finish(.checked, recoveredSize: tornTail ? cut : size)
+        }
+        if tornTail || force {
+            try file.truncate(to: cut)
+            try file.sync()
+            record(VerifiedEnd(identity: identity, end: cut, last: verification.lastValid))
+            tool.warn("\(path): truncated at offset \(cut) (\(size - cut) bytes from offset \(verification.failure!.offset): \(verification.failure!.error.reason))")
+            return report.finish(force && !tornTail ? .forced : .truncated, recoveredSize: cut)
+        }
+        if let verifiedEnd, failedBelowVerified && verification.isTornTail {
+            tool.warn("\(path): \(verification.failure!.message); the damage lies below offset \(verifiedEnd), up to which the records were whole when written (\(path).lock); not truncating (use --salvage OUT or --force)")
+            return report.finish(.refused, recoveredSize: size)
+        }
+        let ranges = verification.damaged.map { "\($0.start)-\($0.end)" }.joined(separator: ", ")
+        tool.warn("\(path): \(verification.failure!.message); \(verification.recordsAfterDamage) valid records follow the damage (damaged bytes \(ranges)); not truncating (use --salvage OUT or --force)")
         return report.finish(.refused, recoveredSize: size)
     }
-    let ranges = verification.damaged.map { "\($0.start)-\($0.end)" }.joined(separator: ", ")
-    tool.warn("\(path): \(verification.failure!.message); \(verification.recordsAfterDamage) valid records follow the damage (damaged bytes \(ranges)); not truncating (use --salvage OUT or --force)")
-    return report.finish(.refused, recoveredSize: size)
-}
 
-/// Where verification can start for --from-index: the end the index
-/// recorded, if the index's last record of this segment is still there.
-@MainActor
-func indexedEnd(of file: FileDescriptor, size: UInt64) throws -> UInt64 {
-    let index = try IndexFile(path: indexPath!)
-    let identity = try file.identity()
-    for indexed in index.segments where try FileSystem.identity(of: indexed.path) == identity {
-        guard indexed.size > 0 else { return 0 }
-        if try indexed.mismatch(file, size: size, maxRecord: maxRecord, buffer: ByteBuffer()) == nil { return indexed.size }
-        tool.warn("\(path): the index's last record of this segment is not there; verifying from offset 0")
+    /// Where verification can start for --from-index: the end the index
+    /// recorded, if the index's last record of this segment is still there.
+    func indexedEnd(of file: FileDescriptor, size: UInt64) throws -> UInt64 {
+        let index = try IndexFile(path: indexPath!)
+        let identity = try file.identity()
+        for indexed in index.segments where try FileSystem.identity(of: indexed.path) == identity {
+            guard indexed.size > 0 else { return 0 }
+            if try indexed.mismatch(file, size: size, maxRecord: maxRecord, buffer: ByteBuffer()) == nil { return indexed.size }
+            tool.warn("\(path): the index's last record of this segment is not there; verifying from offset 0")
+            return 0
+        }
+        tool.warn("\(path): not in the index \(indexPath!); verifying from offset 0")
         return 0
     }
-    tool.warn("\(path): not in the index \(indexPath!); verifying from offset 0")
-    return 0
+
+    func salvage(_ segment: UnsafeRawBufferPointer, to output: String) throws -> (records: Int, bytes: UInt64) {
+        var records = 0
+        var bytes: UInt64 = 0
+        try FileSystem.writeAtomically(output) { file in
+            let out = OutputBuffer(sink: file)
+            var failure: SystemError?
+            Recovery.walk(segment, from: 0, maxRecord: maxRecord) { event in
+                guard failure == nil, case .record(let record, _) = event else { return }
+                do throws(SystemError) {
+                    try out.append(record.bytes)
+                } catch {
+                    failure = error
+                }
+                records += 1
+                bytes += UInt64(record.length)
+            }
+            if let failure { throw failure }
+            try out.flush()
+        }
+        return (records, bytes)
+    }
 }
 
-@MainActor
-func salvage(_ segment: UnsafeRawBufferPointer, to output: String) throws -> (records: Int, bytes: UInt64) {
-    var records = 0
-    var bytes: UInt64 = 0
-    try FileSystem.writeAtomically(output) { file in
-        let out = OutputBuffer(sink: file)
-        var failure: SystemError?
-        Recovery.walk(segment, from: 0, maxRecord: maxRecord) { event in
-            guard failure == nil, case .record(let record, _) = event else { return }
-            do throws(SystemError) {
-                try out.append(record.bytes)
-            } catch {
-                failure = error
-            }
-            records += 1
-            bytes += UInt64(record.length)
-        }
-        if let failure { throw failure }
-        try out.flush()
-    }
-    return (records, bytes)
-}
+tool.main { try Fix($0).run() }
 
 struct RepairReport {
     enum Action: String {

@@ -3,121 +3,88 @@ import LogIO
 import LogJSON
 import LogStore
 import LogCLI
-#if canImport(Glibc)
-import Glibc
-#endif
 
-let tool = Tool(name: "logidx", usage: """
-    usage: logidx [-o INDEX] < scan.jsonl
-           logidx [-o INDEX] SEG...
-           logidx get [options] INDEX KEY...
-           logidx get [options] INDEX - < keys.txt
+let tool = Tool(ToolSpec(
+    name: "logidx",
+    synopsis: ["[-o INDEX] < scan.jsonl", "[-o INDEX] SEG...", "get [options] INDEX KEY...", "get [options] INDEX - < keys.txt"],
+    about: """
+        Build an index from scan output (logscan, with or without --no-values, or the
+        address lines of logenc -a), one or more segments in one stream: the newest
+        record of each key wins (within a segment, the record at the higher offset,
+        whatever order the lines come in), a DELETE leaves a "delete" entry. Scan
+        lines must cover each segment from offset 0 with no gap. The index is one
+        JSON document that jq reads whole, with one entry per line sorted by the
+        key's UTF-8 bytes. With -o it is written atomically; segment paths are stored
+        relative to the index's directory, so the two can move together.
 
-    Build an index from scan output (logscan, with or without --no-values, or the
-    address lines of logenc -a), one or more segments in one stream: the newest
-    record of each key wins, a DELETE leaves a "delete" entry. The index is one
-    JSON document that jq reads whole, with one entry per line sorted by the
-    key's UTF-8 bytes. With -o it is written atomically; segment paths are stored
-    relative to the index's directory, so the two can move together.
+        `get` reads keys through an index with a binary search over its lines and
+        one positioned read of the record, checksum verified. If a segment grew since
+        the index was written, the new tail is scanned and applied on top; if it is
+        not the segment indexed (smaller, replaced, compacted), the segments are
+        replayed in full with a warning. `get` never writes the index.
 
-    `get` reads keys through an index with a binary search over its lines and
-    one positioned read of the record, checksum verified. If a segment grew since
-    the index was written, the new tail is scanned and applied on top; if it is
-    not the segment indexed (smaller, replaced, compacted), the segments are
-    replayed in full with a warning. `get` never writes the index.
+        Given segment files instead of stdin, it reads them itself, verifying every
+        record, and writes nothing at all if one is damaged: the safe way to rebuild
+        an index that a damaged scan must never replace.
 
-    Given segment files instead of stdin, it reads them itself, verifying every
-    record, and writes nothing at all if one is damaged: the safe way to rebuild
-    an index that a damaged scan must never replace.
-
-    build options:
-      -o, --output INDEX  write the index to INDEX atomically (default: stdout)
-
-    get options:
-      --json              one JSON line per key: {"status":"found"|"deleted"|"missing",...}
-      --report FILE       write timings and the lookup mode to FILE as JSON
-
-      --max-record BYTES  refuse records longer than BYTES (default 64M; K, M, G)
-
-      -h, --help          show this help and exit
-
-    A found key prints its value and a newline. A deleted key: "logidx: KEY:
-    deleted" on stderr; a key never written: "logidx: KEY: not found".
-
-    exit status: 0 every key found (or the index written); 1 a key deleted or not
-    found, a malformed input line, a damaged record or index; 2 usage or I/O error.
-
-    examples:
-      logscan --no-values data/segment-0001.dat | logidx -o data/index.json
-      logidx -o data/index.json data/segment-0001.dat
-      logidx get data/index.json name
-      printf 'a\\nb\\n' | logidx get --json data/index.json -
-      jq '.entries | length' data/index.json
-
-    """)
-
-var arguments = Arguments(tool: tool)
-var output: String?
-var segments: [String] = []
-var maxRecord = RecordLayout.defaultMaxRecord
-var first = true
+        A found key prints its value and a newline. A deleted key: "logidx: KEY:
+        deleted" on stderr; a key never written: "logidx: KEY: not found" (a key
+        holding control characters is shown JSON-quoted).
+        """,
+    options: [
+        Option(["-o", "--output"], "INDEX", "build: write the index to INDEX atomically (default: stdout)", completion: .file),
+        Option(["--json"], nil, "get: one JSON line per key: {\"status\":\"found\"|\"deleted\"|\"missing\",...}"),
+        Option(["--report"], "FILE", "get: write timings and the lookup mode to FILE as JSON", completion: .file),
+        Option.maxRecord,
+    ],
+    operands: .file,
+    exitStatus: """
+        0 every key found (or the index written); 1 a key deleted or not found, a \
+        malformed input line, a damaged record or index; 2 usage or I/O error.
+        """,
+    examples: [
+        "logscan --no-values data/segment-0001.dat | logidx -o data/index.json",
+        "logidx -o data/index.json data/segment-0001.dat",
+        "logidx get data/index.json name",
+        "printf 'a\\nb\\n' | logidx get --json data/index.json -",
+        "jq '.entries | length' data/index.json",
+    ]))
 
 // MARK: Building
 
-@MainActor
-func build(output: String?, segments: [String]) -> Never {
-    if output == "" { tool.usageError("option -o needs a path") }
+func build(_ arguments: ParsedArguments) throws -> ExitCode {
+    for option in ["--json", "--report"] where arguments.has(option) { throw UsageError("\(option) is a get option") }
+    let output = try arguments.path("--output")
+    let maxRecord = try arguments.maxRecord()
     let builder = IndexBuilder()
-    do {
-        if segments.isEmpty {
-            try builder.addScanLines(from: .standardInput, maxRecord: maxRecord)
-        } else {
-            for path in segments {
-                try FileSystem.requireSegment(path)
-                try builder.addSegment(try SegmentReader(path: path), maxRecord: maxRecord)
-            }
+    let segments = arguments.positionalStrings
+    if segments.isEmpty {
+        try builder.addScanLines(from: .standardInput, maxRecord: maxRecord)
+    } else {
+        for path in segments {
+            try FileSystem.requireSegment(path)
+            try builder.addSegment(try SegmentReader(path: path), maxRecord: maxRecord)
         }
-    } catch {
-        tool.fail(error)
     }
-
-    do {
-        try builder.write(indexAt: output)
-    } catch {
-        tool.fail(error)
-    }
-    exit(0)
+    try builder.write(indexAt: output)
+    return .success
 }
 
 // MARK: Lookups
 
-@MainActor
-func get() -> Never {
-    var json = false
-    var reportPath: String?
-    var positionals: [[UInt8]] = []
-    while let argument = arguments.next() {
-        switch argument {
-        case .option("-h"), .option("--help"): arguments.help()
-        case .option("--json"): arguments.flag(); json = true
-        case .option("--report"): reportPath = arguments.value(for: "--report")
-        case .option("--max-record"): maxRecord = arguments.byteCount(for: "--max-record", range: Tool.maxRecordRange)
-        case .positional(_, let bytes): positionals.append(bytes)
-        case .option(let option): arguments.unknown(option)
-        }
-    }
-    guard let indexBytes = positionals.first else { tool.usageError("get needs an INDEX and at least one KEY") }
+func get(_ arguments: ParsedArguments) throws -> ExitCode {
+    if arguments.has("--output") { throw UsageError("-o is a build option; get never writes the index") }
+    let json = arguments.has("--json")
+    let reportPath = try arguments.path("--report")
+    let maxRecord = try arguments.maxRecord()
+    let positionals = Array(arguments.positionals.dropFirst())
+    guard let indexBytes = positionals.first else { throw UsageError("get needs an INDEX and at least one KEY") }
     let keys = Array(positionals.dropFirst())
-    if keys.isEmpty { tool.usageError("get needs at least one KEY, or - to read keys from stdin") }
+    if keys.isEmpty { throw UsageError("get needs at least one KEY, or - to read keys from stdin") }
     let keysFromInput = keys.count == 1 && keys[0] == Array("-".utf8)
 
     let loadStarted = monotonicMicroseconds()
-    let store: IndexedStore
-    do {
-        store = try IndexedStore(indexPath: String(decoding: indexBytes, as: UTF8.self), maxRecord: maxRecord) { tool.warn($0) }
-    } catch {
-        tool.fail(error)
-    }
+    let store = try IndexedStore(indexPath: String(decoding: indexBytes, as: UTF8.self), maxRecord: maxRecord) { tool.warn($0) }
     let loaded = monotonicMicroseconds()
 
     let answers = Answers(json: json)
@@ -141,7 +108,7 @@ func get() -> Never {
         try answers.output.flush()
     } catch {
         try? answers.output.flush()
-        tool.fail(error)
+        throw error
     }
     let finished = monotonicMicroseconds()
 
@@ -154,13 +121,9 @@ func get() -> Never {
             "deleted":\(answers.deleted),"missing":\(answers.missing)}
 
             """
-        do {
-            try FileSystem.writeAtomically(reportPath) { try $0.writeAll(report) }
-        } catch {
-            tool.fail(error)
-        }
+        try FileSystem.writeAtomically(reportPath) { try $0.writeAll(report) }
     }
-    exit(answers.deleted + answers.missing == 0 ? 0 : 1)
+    return answers.deleted + answers.missing == 0 ? .success : .dataRejected
 }
 
 func milliseconds(_ microseconds: UInt64) -> String {
@@ -170,7 +133,6 @@ func milliseconds(_ microseconds: UInt64) -> String {
 }
 
 /// Prints lookup results: values (or JSON lines) on stdout, misses on stderr.
-@MainActor
 final class Answers {
     let json: Bool
     let output = OutputBuffer(sink: .standardOutput)
@@ -218,15 +180,6 @@ final class Answers {
 
 // MARK: Dispatch
 
-while let argument = arguments.next() {
-    switch argument {
-    case .positional("get", _) where first: get()
-    case .option("-h"), .option("--help"): arguments.help()
-    case .option("-o"), .option("--output"): output = arguments.value(for: "-o")
-    case .option("--max-record"): maxRecord = arguments.byteCount(for: "--max-record", range: Tool.maxRecordRange)
-    case .positional(let path, _): segments.append(path)
-    case .option(let option): arguments.unknown(option)
-    }
-    first = false
+tool.main { arguments in
+    arguments.positionals.first == Array("get".utf8) ? try get(arguments) : try build(arguments)
 }
-build(output: output, segments: segments)
