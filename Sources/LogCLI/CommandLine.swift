@@ -9,11 +9,7 @@ import LogIO
 import LogJSON
 import LogStore
 
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 
 /// The version every tool prints with `--version`.
 public enum LogKit {

@@ -21,9 +21,7 @@
 // `complete: false`: a record cut off by the buffer's end is then `.partial`,
 // telling the caller how many bytes it needs, instead of damage.
 
-#if canImport(Glibc)
 import Glibc
-#endif
 
 public struct RecordWalker {
     public enum Mode: Sendable {

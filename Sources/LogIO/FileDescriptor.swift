@@ -2,11 +2,7 @@
 // SystemError carrying errno, the operation and the path, so a message can
 // always say which file and why. EINTR is retried here, once, for everyone.
 
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 
 public struct SystemError: Error, Equatable, Sendable {
     public let errno: Int32

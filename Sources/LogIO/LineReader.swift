@@ -3,11 +3,7 @@
 // line without a newline is still a line. A line longer than `maxLine` is an
 // error rather than an unbounded allocation.
 
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 
 public struct LineTooLong: Error, Sendable {
     public let line: Int

@@ -2,11 +2,7 @@
 // over a segment (recovery resynchronising past damage, compaction's two
 // passes) without copying it.
 
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 
 public final class MappedFile {
     public let path: String

@@ -8,19 +8,17 @@ public final class OutputBuffer {
     private var storage: UnsafeMutableRawPointer
     private var capacity: Int
     public private(set) var count = 0
-    private let flushThreshold: Int
 
     public init(sink: FileDescriptor, capacity: Int = 1 << 20) {
         self.sink = sink
         self.capacity = capacity
-        self.flushThreshold = capacity
         storage = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
     }
 
     deinit { storage.deallocate() }
 
-    /// Room for at least `n` more bytes, flushing first if the buffer is past its
-    /// threshold and growing it if one item is larger than the buffer.
+    /// Room for at least `n` more bytes, flushing first if they do not fit,
+    /// and growing the buffer if one item is larger than it.
     @inline(__always)
     public func reserve(_ n: Int) throws(SystemError) -> UnsafeMutableRawPointer {
         if count &+ n > capacity { try makeRoom(n) }

@@ -25,7 +25,8 @@ public struct IndexLocation: Equatable, Sendable {
 public enum IndexLine {
     /// Writes one entry line; every line but the last ends with a comma.
     public static func write<Out: LineBuffer>(key: UnsafeRawBufferPointer, location: IndexLocation, last: Bool, to out: Out) throws(SystemError) {
-        let start = try out.room(for: 6 * key.count + 160)
+        let worstCase = 6 * key.count + 160
+        let start = try out.room(for: worstCase)
         var p = start
         p.put("{\"key\":\"")
         JSONText.putStringBody(key, &p, lossy: true)
@@ -38,7 +39,7 @@ public enum IndexLine {
         p.put(",\"timestamp\":")
         p.putDecimal(location.timestamp)
         p.put(last ? "}\n" : "},\n")
-        out.commit(p - start)
+        out.commit(from: start, to: p, reserved: worstCase)
     }
 }
 

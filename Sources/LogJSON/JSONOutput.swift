@@ -68,7 +68,7 @@ public enum RecordJSON {
         p.put(",\"checksum\":\"0x")
         p.putHex(record.checksum)
         p.put("\"}\n")
-        out.commit(p - start)
+        out.commit(from: start, to: p, reserved: worstCase)
     }
 }
 
@@ -76,6 +76,19 @@ public enum RecordJSON {
 public protocol LineBuffer: AnyObject {
     func room(for n: Int) throws(SystemError) -> UnsafeMutableRawPointer
     func commit(_ n: Int)
+}
+
+extension LineBuffer {
+    /// Commits the bytes written from `start` (returned by `room(for:
+    /// reserved)`) up to `end`. Formatting into reserved room trusts a
+    /// worst-case count; this checks it on every line, so a wrong count stops
+    /// the tool instead of going on over corrupted memory.
+    @inline(__always)
+    public func commit(from start: UnsafeMutableRawPointer, to end: UnsafeMutableRawPointer, reserved: Int) {
+        let written = end - start
+        precondition(written >= 0 && written <= reserved, "formatted \(written) bytes into room for \(reserved)")
+        commit(written)
+    }
 }
 
 extension OutputBuffer: LineBuffer {

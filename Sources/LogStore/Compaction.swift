@@ -27,11 +27,7 @@ import LogFormat
 import LogIO
 import LogJSON
 
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 
 public struct CompactionReport: Sendable {
     public var beforeSize: UInt64 = 0

@@ -7,11 +7,7 @@ import LogFormat
 import LogIO
 import LogJSON
 
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 
 /// An index that cannot be read as one.
 public struct IndexError: Error {

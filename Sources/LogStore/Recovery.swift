@@ -19,11 +19,7 @@ import LogFormat
 import LogIO
 import LogJSON
 
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 
 /// A run of bytes that holds no valid record: `start..<end`.
 public struct DamagedRange: Equatable, Sendable {

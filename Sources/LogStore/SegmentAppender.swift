@@ -15,11 +15,7 @@ import LogFormat
 import LogIO
 import LogJSON
 
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 
 public enum SyncMode: String, Sendable {
     /// Leave syncing to the kernel (bulk loads).

@@ -8,11 +8,7 @@ import LogFormat
 import LogIO
 import LogJSON
 
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 
 /// An address outside the segment.
 public struct OffsetBeyondEnd: Error {

@@ -21,11 +21,7 @@ import LogFormat
 import LogIO
 import LogJSON
 
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 
 /// The segment file a writer last knew, the end of its verified records and
 /// the last of them (offset and checksum). The file's identity alone does not

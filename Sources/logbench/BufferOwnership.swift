@@ -19,9 +19,7 @@
 // each other's leftovers. The parent only spawns them, checks that all six
 // decoded the same records, and writes the report.
 
-#if canImport(Glibc)
 import Glibc
-#endif
 import LogFormat
 import LogIO
 import LogJSON

@@ -9,9 +9,7 @@ import LogIO
 import LogJSON
 import LogStore
 import LogCLI
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// SplitMix64: tiny, fast, and the same sequence everywhere.
 struct SplitMix64 {

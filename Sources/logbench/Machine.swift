@@ -6,9 +6,7 @@ import LogIO
 import LogJSON
 import LogStore
 import LogCLI
-#if canImport(Glibc)
 import Glibc
-#endif
 
 struct Machine {
     var cpuModel = "unknown"

@@ -8,9 +8,7 @@ import LogIO
 import LogJSON
 import LogStore
 import LogCLI
-#if canImport(Glibc)
 import Glibc
-#endif
 
 struct Target {
     let issue: Int

@@ -5,9 +5,7 @@
 // pipelines and redirections); a shell line's rusage covers the children the
 // shell waited for, so its peak RSS is that of the largest process in it.
 
-#if canImport(Glibc)
 import Glibc
-#endif
 import LogFormat
 import LogIO
 import LogJSON

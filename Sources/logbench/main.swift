@@ -3,9 +3,7 @@ import LogIO
 import LogJSON
 import LogStore
 import LogCLI
-#if canImport(Glibc)
 import Glibc
-#endif
 
 let tool = Tool(ToolSpec(
     name: "logbench",

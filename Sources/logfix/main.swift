@@ -3,9 +3,7 @@ import LogIO
 import LogJSON
 import LogStore
 import LogCLI
-#if canImport(Glibc)
 import Glibc
-#endif
 
 let tool = Tool(ToolSpec(
     name: "logfix",
@@ -137,7 +135,7 @@ struct Fix {
             report.validRecords = kept.records
             return report.finish(.salvaged, recoveredSize: kept.bytes)
         }
-        if verification.isClean {
+        guard let failure = verification.failure else {
             if !check { record(VerifiedEnd(identity: identity, end: size, last: verification.lastValid)) }
             return report.finish(.none, recoveredSize: size)
         }
@@ -149,15 +147,15 @@ struct Fix {
             try file.truncate(to: cut)
             try file.sync()
             record(VerifiedEnd(identity: identity, end: cut, last: verification.lastValid))
-            tool.warn("\(path): truncated at offset \(cut) (\(size - cut) bytes from offset \(verification.failure!.offset): \(verification.failure!.error.reason))")
+            tool.warn("\(path): truncated at offset \(cut) (\(size - cut) bytes from offset \(failure.offset): \(failure.error.reason))")
             return report.finish(force && !tornTail ? .forced : .truncated, recoveredSize: cut)
         }
         if let verifiedEnd, failedBelowVerified && verification.isTornTail {
-            tool.warn("\(path): \(verification.failure!.message); the damage lies below offset \(verifiedEnd), up to which the records were whole when written (\(path).lock); not truncating (use --salvage OUT or --force)")
+            tool.warn("\(path): \(failure.message); the damage lies below offset \(verifiedEnd), up to which the records were whole when written (\(path).lock); not truncating (use --salvage OUT or --force)")
             return report.finish(.refused, recoveredSize: size)
         }
         let ranges = verification.damaged.map { "\($0.start)-\($0.end)" }.joined(separator: ", ")
-        tool.warn("\(path): \(verification.failure!.message); \(verification.recordsAfterDamage) valid records follow the damage (damaged bytes \(ranges)); not truncating (use --salvage OUT or --force)")
+        tool.warn("\(path): \(failure.message); \(verification.recordsAfterDamage) valid records follow the damage (damaged bytes \(ranges)); not truncating (use --salvage OUT or --force)")
         return report.finish(.refused, recoveredSize: size)
     }
 
