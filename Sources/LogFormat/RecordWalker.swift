@@ -13,9 +13,10 @@
 //   the declared extent of a damaged record whose header is intact (that is
 //   its payload: a value may hold an encoded segment), unless the bytes
 //   contradict the header: a chain of valid records running across the
-//   extent's end (or, for an extent past the end of the bytes, reaching
-//   exactly that end) means the length field itself is the damage, and
-//   trusting it would hide those records.
+//   extent's end, or, for an extent past the end of the bytes, a chain
+//   reaching exactly that end in front of which the damaged record checks out
+//   with its length field corrected, means the length field itself is the
+//   damage, and trusting it would hide those records.
 //
 // A buffer that is not the whole input (a streaming read) says so with
 // `complete: false`: a record cut off by the buffer's end is then `.partial`,
@@ -108,10 +109,40 @@ public struct RecordWalker {
             while chainEnd < end, let record = validRecord(bytes, at: chainEnd, maxRecord: maxRecord) {
                 chainEnd += record.length
             }
-            if chainEnd > end || (end > size && chainEnd == size) { return found }
+            if chainEnd > end || (end > size && chainEnd == size && lengthIsTheDamage(bytes, at: position, header: header, endingAt: found)) {
+                return found
+            }
             candidate = chainEnd
         }
         return end < size ? firstValidRecord(bytes, from: end, before: size, maxRecord: maxRecord) : nil
+    }
+
+    /// Whether the record at `position` is whole up to `end` but for a
+    /// damaged length field: with the key or value length that `end` implies
+    /// put back, its stored checksum matches. A torn record whose value holds
+    /// records cut at one of their ends never passes this (its checksum
+    /// covers bytes that were never written); a length field hit by a bit
+    /// flip in front of valid records does.
+    private static func lengthIsTheDamage(_ bytes: UnsafeRawBufferPointer, at position: Int, header: RecordHeader, endingAt end: Int) -> Bool {
+        let payload = end - position - RecordLayout.headerSize
+        guard payload > 0 else { return false }
+        let keyLength = Int(header.keyLength)
+        let valueLength = Int(header.valueLength)
+        var candidates: [(key: Int, value: Int)] = []
+        if payload >= keyLength { candidates.append((keyLength, payload - keyLength)) }
+        if payload > valueLength { candidates.append((payload - valueLength, valueLength)) }
+        for (key, value) in candidates where key <= Int(UInt32.max) && value <= Int(UInt32.max) {
+            var head = [UInt8](UnsafeRawBufferPointer(rebasing: bytes[position..<(position + RecordLayout.checksumOffset)]))
+            head.withUnsafeMutableBytes { h in
+                h.baseAddress!.storeBigEndian(UInt32(key), at: RecordLayout.keyLengthOffset)
+                h.baseAddress!.storeBigEndian(UInt32(value), at: RecordLayout.valueLengthOffset)
+            }
+            var crc = CRC32()
+            crc.update(head)
+            crc.update(UnsafeRawBufferPointer(rebasing: bytes[(position + RecordLayout.headerSize)..<end]))
+            if crc.value == header.checksum { return true }
+        }
+        return false
     }
 
     /// The first offset in `from..<before` where a valid record starts.
