@@ -106,6 +106,11 @@ extension Tool {
     public static func displayKey(_ key: UnsafeRawBufferPointer) -> String {
         let text = String(decoding: key, as: UTF8.self)
         guard key.contains(where: { $0 < 0x20 || $0 == 0x7F }) else { return text }
-        return String(decoding: JSONText.quoted(text), as: UTF8.self)
+        // JSON leaves DEL as it is; a message must not.
+        var shown = ""
+        for scalar in String(decoding: JSONText.quoted(text), as: UTF8.self).unicodeScalars {
+            if scalar == "\u{7F}" { shown += "\\u007f" } else { shown.unicodeScalars.append(scalar) }
+        }
+        return shown
     }
 }

@@ -46,6 +46,8 @@ public enum RecordLayout {
 
     /// Records longer than this are refused before anything is allocated for them.
     public static let defaultMaxRecord = 64 << 20
+    /// The longest record the format can describe (u32 key and value lengths).
+    public static let maxRecordLength = headerSize + 2 * Int(UInt32.max)
 
     /// One row of the layout table: a fixed field, or the variable key and value.
     public struct Field: Sendable {

@@ -48,6 +48,13 @@ public enum FileSystem {
         return String(cString: resolved)
     }
 
+    /// True if `path` opens as a terminal (`/dev/tty`, or `/dev/stdout` on one).
+    public static func isTerminal(_ path: String) -> Bool {
+        guard let file = try? FileDescriptor.open(path, O_WRONLY | O_NONBLOCK | O_NOCTTY) else { return false }
+        defer { file.close() }
+        return file.isTerminal
+    }
+
     public static func exists(_ path: String) -> Bool {
         access(path, F_OK) == 0
     }

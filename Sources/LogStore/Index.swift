@@ -1,7 +1,7 @@
 // The index (contract section 4): one JSON document that is also a file of
 // lines, so jq reads it whole and `logidx get` binary-searches it:
 //
-//   {"version":1,"created":MS,"count":2,"segments":[{"path":"segment-0001.dat","size":N,"last_checksum":"0x...","last_offset":N}],"entries":[
+//   {"version":1,"created":MS,"count":2,"segments":[{"path":"segment-0001.dat","size":N,"last_offset":N,"last_checksum":"0x..."}],"entries":[
 //   {"key":"a","type":"put","segment":0,"offset":0,"length":33,"timestamp":1700000000000},
 //   {"key":"b","type":"delete","segment":0,"offset":33,"length":29,"timestamp":1700000000001}
 //   ]}
@@ -222,7 +222,7 @@ public final class IndexBuilder {
         for (n, segment) in segments.enumerated() {
             if n > 0 { header += "," }
             header += "{\"path\":" + String(decoding: JSONText.quoted(storedPath(segment.path)), as: UTF8.self)
-            header += ",\"size\":\(segment.size),\"last_checksum\":\"\(Hex.word(segment.lastChecksum))\",\"last_offset\":\(segment.lastOffset)}"
+            header += ",\"size\":\(segment.size),\"last_offset\":\(segment.lastOffset),\"last_checksum\":\"\(Hex.word(segment.lastChecksum))\"}"
         }
         header += "],\"entries\":[\n"
         try append(header, to: out)

@@ -56,7 +56,6 @@ public struct TailDamageRefused: Error {
 
 public final class SegmentAppender {
     public let path: String
-    private let maxRecord: Int
     private var file: FileDescriptor
     private let lock: WritersLock
     private var checkedLeftover = false
@@ -71,12 +70,18 @@ public final class SegmentAppender {
     /// Told, in one line, when a torn tail was truncated before an append.
     public var notice: (String) -> Void = { _ in }
 
-    public init(path: String, maxRecord: Int) throws {
+    public init(path: String) throws {
         self.path = path
-        self.maxRecord = maxRecord
         try FileSystem.makeDirectories(FileSystem.directory(of: path))
-        lock = try WritersLock(segment: path)
+        // The segment first: a path that is no segment is refused before
+        // anything, a lock file included, is created beside it.
         file = try SegmentAppender.openSegment(path)
+        do {
+            lock = try WritersLock(segment: path)
+        } catch {
+            file.close()
+            throw error
+        }
     }
 
     deinit {
@@ -217,7 +222,9 @@ public final class SegmentAppender {
             try FileSystem.syncDirectory(FileSystem.directory(of: path))
         }
         let from = known?.end ?? 0
-        let verification = try Recovery.verify(file, size: size, from: from, maxRecord: maxRecord)
+        // The format's own limit, not --max-record: a record a smaller limit
+        // refuses is still a record, never a torn tail to cut.
+        let verification = try Recovery.verify(file, size: size, from: from, maxRecord: RecordLayout.maxRecordLength)
         if !verification.isClean {
             guard verification.isTornTail, let failure = verification.failure else {
                 throw TailDamageRefused(path: path, verification: verification)

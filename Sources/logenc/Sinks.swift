@@ -40,8 +40,8 @@ final class SegmentSink: RecordSink {
     /// Address lines of records written but not yet synced.
     private let pending = ByteBuffer(capacity: 1 << 20)
 
-    init(path: String, sync: SyncMode, maxRecord: Int, notice: @escaping (String) -> Void) throws {
-        appender = try SegmentAppender(path: path, maxRecord: maxRecord)
+    init(path: String, sync: SyncMode, notice: @escaping (String) -> Void) throws {
+        appender = try SegmentAppender(path: path)
         appender.notice = notice
         self.sync = sync
         shape = RecordJSON.Shape(segment: path, includeValue: false)

@@ -98,7 +98,7 @@ struct Encode {
     func run() throws -> ExitCode {
         let sink: RecordSink
         if let segmentPath {
-            sink = try SegmentSink(path: segmentPath, sync: sync, maxRecord: maxRecord) { tool.warn($0) }
+            sink = try SegmentSink(path: segmentPath, sync: sync) { tool.warn($0) }
         } else {
             tool.refuseTerminal(.standardOutput, hint: "redirect stdout to a file or a pipe, or append with -a SEG")
             sink = StreamSink()

@@ -91,6 +91,9 @@ struct Fix {
                 try FileSystem.requireWritableOutput(output)
             }
         }
+        if let salvagePath, FileSystem.isTerminal(salvagePath) {
+            throw PathRefused(message: "\(salvagePath): refusing to write binary records to a terminal")
+        }
         let report = try repair()
         let line = report.json
         // The report reaches stdout even if the report file cannot be written.
@@ -122,7 +125,10 @@ struct Fix {
         let verifiedEnd = lock?.verifiedEnd()
             .flatMap { $0.identity == identity && $0.end <= size ? $0.end : nil }
         let failedBelowVerified = verification.failure.map { $0.offset < (verifiedEnd ?? 0) } ?? false
-        let tornTail = verification.isTornTail && !failedBelowVerified
+        // A record longer than --max-record is a whole record that a smaller
+        // limit refuses, never a crash's leftover: raise the limit, do not cut.
+        let refusedByLimit = { if case .tooLarge = verification.failure?.error { true } else { false } }()
+        let tornTail = verification.isTornTail && !failedBelowVerified && !refusedByLimit
         /// Leaves the next writer a verified end it can trust without reading
         /// the segment again (only when this run saw the last record).
         func record(_ state: VerifiedEnd) {
@@ -149,6 +155,10 @@ struct Fix {
             record(VerifiedEnd(identity: identity, end: cut, last: verification.lastValid))
             tool.warn("\(path): truncated at offset \(cut) (\(size - cut) bytes from offset \(failure.offset): \(failure.error.reason))")
             return report.finish(force && !tornTail ? .forced : .truncated, recoveredSize: cut)
+        }
+        if refusedByLimit && verification.isTornTail {
+            tool.warn("\(path): \(failure.message); not truncating a record the limit refuses (raise --max-record, or use --force)")
+            return report.finish(.refused, recoveredSize: size)
         }
         if let verifiedEnd, failedBelowVerified && verification.isTornTail {
             tool.warn("\(path): \(failure.message); the damage lies below offset \(verifiedEnd), up to which the records were whole when written (\(path).lock); not truncating (use --salvage OUT or --force)")

@@ -71,6 +71,8 @@ struct Pack {
         // Every output path is checked before the segment is replaced, and once
         // it is, the report is printed first: nothing after the swap can hide it.
         for output in [indexPath, reportPath].compactMap({ $0 }) { try FileSystem.requireWritableOutput(output) }
+        // The index is rebuilt from the segments it lists: it must read as one now.
+        if let indexPath, FileSystem.exists(indexPath) { _ = try IndexFile(path: indexPath) }
         let report: CompactionReport
         if inPlace {
             report = try Compaction.inPlace(path, maxRecord: maxRecord)

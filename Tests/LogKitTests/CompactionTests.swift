@@ -222,7 +222,7 @@ struct CompactionTests {
         defer { fd.close() }
         #expect(try state.holds(in: fd, size: UInt64(expected.count)))
         // An appender carries on at the end of the compacted segment.
-        let appender = try SegmentAppender(path: path, maxRecord: maxRecord)
+        let appender = try SegmentAppender(path: path)
         let more = Reference.put("d", "6", 6)
         #expect(try more.withUnsafeBytes { try appender.append($0, sync: false) } == UInt64(expected.count))
     }

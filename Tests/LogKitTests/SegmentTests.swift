@@ -224,7 +224,7 @@ struct SegmentAppenderTests {
     func offsets() throws {
         let dir = try ScratchDirectory()
         let path = dir.file("data/deeper/seg")
-        let appender = try SegmentAppender(path: path, maxRecord: maxRecord)
+        let appender = try SegmentAppender(path: path)
         let r1 = Reference.put("a", "1", 1)
         let batch = Reference.put("b", "22", 2) + Reference.delete("a", 3)
         let r4 = Reference.put("c", String(repeating: "x", count: 300), 4)
@@ -246,7 +246,7 @@ struct SegmentAppenderTests {
         image.put("b", "2")
         let torn = Reference.put("c", "never acknowledged", 3).prefix(40)
         let path = try dir.write("seg", image.bytes + torn)
-        let appender = try SegmentAppender(path: path, maxRecord: maxRecord)
+        let appender = try SegmentAppender(path: path)
         let notices = MessageLog()
         appender.notice = { notices($0) }
         let r = Reference.put("d", "4", 4)
@@ -265,7 +265,7 @@ struct SegmentAppenderTests {
     func tornAfterVerifiedEnd() throws {
         let dir = try ScratchDirectory()
         let path = dir.file("seg")
-        let appender = try SegmentAppender(path: path, maxRecord: maxRecord)
+        let appender = try SegmentAppender(path: path)
         let notices = MessageLog()
         appender.notice = { notices($0) }
         let r1 = Reference.put("a", "1", 1)
@@ -286,7 +286,7 @@ struct SegmentAppenderTests {
         let r3 = Reference.put("c", "three", 3)
         let original = r1 + flipped(r2, at: r2.count - 1) + r3
         let path = try dir.write("seg", original)
-        let appender = try SegmentAppender(path: path, maxRecord: maxRecord)
+        let appender = try SegmentAppender(path: path)
         let notices = MessageLog()
         appender.notice = { notices($0) }
         for _ in 0..<2 {
@@ -313,7 +313,7 @@ struct SegmentAppenderTests {
     func rewrittenInPlace() throws {
         let dir = try ScratchDirectory()
         let path = dir.file("seg")
-        let appender = try SegmentAppender(path: path, maxRecord: maxRecord)
+        let appender = try SegmentAppender(path: path)
         let r1 = Reference.put("a", "1", 1), r2 = Reference.put("b", "2", 2)
         _ = try append(appender, r1 + r2)
         let before = try FileSystem.identity(of: path)
@@ -332,7 +332,7 @@ struct SegmentAppenderTests {
     func followsRename() throws {
         let dir = try ScratchDirectory()
         let path = dir.file("seg")
-        let appender = try SegmentAppender(path: path, maxRecord: maxRecord)
+        let appender = try SegmentAppender(path: path)
         let r1 = Reference.put("a", "1", 1)
         _ = try append(appender, r1)
         let replacement = Reference.put("z", "replacement", 9) + Reference.put("y", "2", 10)
@@ -347,7 +347,7 @@ struct SegmentAppenderTests {
     func fifoRefused() throws {
         let dir = try ScratchDirectory()
         #expect(mkfifo(dir.file("seg"), 0o644) == 0)
-        #expect(throws: PathRefused.self) { _ = try SegmentAppender(path: dir.file("seg"), maxRecord: maxRecord) }
+        #expect(throws: PathRefused.self) { _ = try SegmentAppender(path: dir.file("seg")) }
     }
 
     @Test("wholeRecordsLength: the longest run of whole records within a limit")
