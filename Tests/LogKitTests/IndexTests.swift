@@ -68,7 +68,7 @@ struct IndexBuilderTests {
         let count = try builder.write(to: out, created: 5, storedPath: { "S/" + $0 })
         #expect(count == 2)
         #expect(String(decoding: out.bytes, as: UTF8.self) == """
-            {"version":1,"created":5,"count":2,"segments":[{"path":"S/seg0","size":89,"last_checksum":"0xdeadbeef","last_offset":60}],"entries":[
+            {"version":1,"created":5,"count":2,"segments":[{"path":"S/seg0","size":89,"last_offset":60,"last_checksum":"0xdeadbeef"}],"entries":[
             {"key":"a","type":"put","segment":0,"offset":30,"length":30,"timestamp":2},
             {"key":"b","type":"delete","segment":0,"offset":60,"length":29,"timestamp":3}
             ]}
