@@ -20,6 +20,9 @@ public enum RecordError: Error, Equatable, Sendable {
     case incompletePayload(available: Int, length: Int)
     case checksumMismatch(stored: UInt32, computed: UInt32)
     case keyNotUTF8
+    /// Records with the continues flag that no record ends: a batch that was
+    /// never committed (a crash mid-batch), or one broken by damage.
+    case uncommittedBatch(records: Int)
 
     public var reason: String {
         switch self {
@@ -47,6 +50,8 @@ public enum RecordError: Error, Equatable, Sendable {
             return "checksum mismatch: stored \(Hex.word(stored)), computed \(Hex.word(computed))"
         case .keyNotUTF8:
             return "key is not valid UTF-8"
+        case .uncommittedBatch(let records):
+            return "uncommitted batch: \(records) record\(records == 1 ? "" : "s") with the continues flag and no record ending the batch"
         }
     }
 }
@@ -132,6 +137,7 @@ public struct RecordView {
     public let bytes: UnsafeRawBufferPointer
 
     public var type: RecordType { header.type }
+    public var continues: Bool { header.continues }
     public var length: Int { bytes.count }
     public var timestamp: UInt64 { header.timestamp }
     public var checksum: UInt32 { header.checksum }
@@ -198,10 +204,10 @@ public enum Record {
     @discardableResult
     public static func encode(
         type: RecordType, key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer,
-        timestamp: UInt64, into out: UnsafeMutableRawBufferPointer
+        timestamp: UInt64, continues: Bool = false, into out: UnsafeMutableRawBufferPointer
     ) -> UInt32 {
         let p = out.baseAddress!
-        writeHeader(type: type, keyLength: key.count, valueLength: value.count, timestamp: timestamp, at: p)
+        writeHeader(type: type, keyLength: key.count, valueLength: value.count, timestamp: timestamp, continues: continues, at: p)
         if key.count > 0 { (p + RecordLayout.headerSize).copyMemory(from: key.baseAddress!, byteCount: key.count) }
         if value.count > 0 {
             (p + RecordLayout.headerSize + key.count).copyMemory(from: value.baseAddress!, byteCount: value.count)
@@ -211,16 +217,24 @@ public enum Record {
 
     /// Writes a header with a zero checksum; `seal` fills it in once the key
     /// and value follow it.
-    public static func writeHeader(type: RecordType, keyLength: Int, valueLength: Int, timestamp: UInt64, at p: UnsafeMutableRawPointer) {
+    public static func writeHeader(type: RecordType, keyLength: Int, valueLength: Int, timestamp: UInt64, continues: Bool = false, at p: UnsafeMutableRawPointer) {
         p.storeBigEndian(RecordLayout.magic, at: RecordLayout.magicOffset)
         p.storeBytes(of: RecordLayout.version, toByteOffset: RecordLayout.versionOffset, as: UInt8.self)
         p.storeBytes(of: type.rawValue, toByteOffset: RecordLayout.typeOffset, as: UInt8.self)
-        p.storeBytes(of: UInt8(0), toByteOffset: RecordLayout.flagsOffset, as: UInt8.self)
+        p.storeBytes(of: continues ? RecordLayout.continuesFlag : 0, toByteOffset: RecordLayout.flagsOffset, as: UInt8.self)
         p.storeBytes(of: UInt8(0), toByteOffset: RecordLayout.reservedOffset, as: UInt8.self)
         p.storeBigEndian(UInt32(truncatingIfNeeded: keyLength), at: RecordLayout.keyLengthOffset)
         p.storeBigEndian(UInt32(truncatingIfNeeded: valueLength), at: RecordLayout.valueLengthOffset)
         p.storeBigEndian(timestamp, at: RecordLayout.timestampOffset)
         p.storeBigEndian(UInt32(0), at: RecordLayout.checksumOffset)
+    }
+
+    /// Sets or clears a complete record's continues flag in place, and seals
+    /// it again; returns the new checksum.
+    @discardableResult
+    public static func setContinues(_ continues: Bool, _ record: UnsafeMutableRawBufferPointer) -> UInt32 {
+        record.baseAddress!.storeBytes(of: continues ? RecordLayout.continuesFlag : 0, toByteOffset: RecordLayout.flagsOffset, as: UInt8.self)
+        return seal(record)
     }
 
     /// Computes and stores the checksum of a complete record in place.
@@ -232,12 +246,12 @@ public enum Record {
     }
 
     /// A whole record as a new array; for tests and one-off records.
-    public static func encode(type: RecordType, key: [UInt8], value: [UInt8], timestamp: UInt64) -> [UInt8] {
+    public static func encode(type: RecordType, key: [UInt8], value: [UInt8], timestamp: UInt64, continues: Bool = false) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: length(keyLength: key.count, valueLength: value.count))
         key.withUnsafeBytes { k in
             value.withUnsafeBytes { v in
                 out.withUnsafeMutableBytes { o in
-                    _ = encode(type: type, key: k, value: v, timestamp: timestamp, into: o)
+                    _ = encode(type: type, key: k, value: v, timestamp: timestamp, continues: continues, into: o)
                 }
             }
         }

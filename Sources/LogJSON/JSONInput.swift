@@ -31,6 +31,10 @@ public struct RecordInput {
     /// Empty for a delete, and for a put read without `requireValue`.
     public var value: UnsafeRawBufferPointer
     public var timestamp: UInt64?
+    /// The record's batch goes on in the next record.
+    public var continues = false
+    /// A `{"type":"commit"}` line: the end of a batch, not a record.
+    public var isCommit = false
     /// The address fields of scan output, when present with the right type;
     /// `logenc` ignores them, `logidx` needs them.
     public var address: ScanAddress
@@ -104,6 +108,8 @@ public final class RecordLineParser: JSONCursor {
         var type: RecordType?
         var timestamp: UInt64?
         var seenTimestamp = false
+        var continues: Bool?
+        var isCommit = false
         var address = ScanAddress()
 
         try expect(UInt8(ascii: "{"), "expected '{' to start an object")
@@ -118,7 +124,7 @@ public final class RecordLineParser: JSONCursor {
                 skipWhitespace()
                 try expect(UInt8(ascii: ":"), "expected ':' after a field name")
                 skipWhitespace()
-                if field.isRecordField, duplicate(field, key: key, value: value, valueBase64: valueBase64, type: type, seenTimestamp: seenTimestamp) {
+                if field.isRecordField, duplicate(field, key: key, value: value, valueBase64: valueBase64, type: type, seenTimestamp: seenTimestamp, continues: continues, isCommit: isCommit) {
                     throw semantic("duplicate field \"\(field.name)\"")
                 }
                 switch field {
@@ -132,11 +138,15 @@ public final class RecordLineParser: JSONCursor {
                     guard peek() == UInt8(ascii: "\"") else { throw semantic("\"value_b64\" must be a string") }
                     valueBase64 = try string(into: valueScratch)
                 case .type:
-                    guard peek() == UInt8(ascii: "\"") else { throw semantic("\"type\" must be \"put\" or \"delete\"") }
+                    guard peek() == UInt8(ascii: "\"") else { throw semantic("\"type\" must be \"put\", \"delete\" or \"commit\"") }
                     let text = try string(into: otherScratch)
-                    if equals(text, "put") { type = .put } else if equals(text, "delete") { type = .delete } else {
-                        throw semantic("\"type\" must be \"put\" or \"delete\"")
+                    if equals(text, "put") { type = .put } else if equals(text, "delete") { type = .delete } else if equals(text, "commit") {
+                        isCommit = true
+                    } else {
+                        throw semantic("\"type\" must be \"put\", \"delete\" or \"commit\"")
                     }
+                case .continues:
+                    continues = try boolean("\"continues\" must be true or false")
                 case .timestamp:
                     timestamp = try timestampValue()
                     seenTimestamp = true
@@ -167,6 +177,15 @@ public final class RecordLineParser: JSONCursor {
         }
         skipWhitespace()
         guard i == end else { throw syntax("unexpected text after the object") }
+        if isCommit {
+            guard key == nil, value == nil, valueBase64 == nil, continues == nil else {
+                throw semantic("a commit line has only \"type\"")
+            }
+            var commit = RecordInput(type: .put, key: UnsafeRawBufferPointer(start: nil, count: 0),
+                                     value: UnsafeRawBufferPointer(start: nil, count: 0), timestamp: nil, address: address)
+            commit.isCommit = true
+            return commit
+        }
 
         guard let key else { throw semantic("missing \"key\"") }
         guard key.count > 0 else { throw semantic("empty \"key\"") }
@@ -189,13 +208,15 @@ public final class RecordLineParser: JSONCursor {
             guard Base64.decode(encoded, into: decodedScratch) else { throw semantic("\"value_b64\" is not valid base64") }
             payload = decodedScratch.bytes
         }
-        return RecordInput(type: recordType, key: key, value: payload, timestamp: timestamp, address: address)
+        var record = RecordInput(type: recordType, key: key, value: payload, timestamp: timestamp, address: address)
+        record.continues = continues ?? false
+        return record
     }
 
     // MARK: Fields
 
     private enum Field: Equatable {
-        case key, value, valueBase64, type, timestamp
+        case key, value, valueBase64, type, timestamp, continues
         case segment, offset, length, checksum
         case other
 
@@ -205,6 +226,7 @@ public final class RecordLineParser: JSONCursor {
             else if equals(name, "value_b64") { self = .valueBase64 }
             else if equals(name, "type") { self = .type }
             else if equals(name, "timestamp") { self = .timestamp }
+            else if equals(name, "continues") { self = .continues }
             else if equals(name, "segment") { self = .segment }
             else if equals(name, "offset") { self = .offset }
             else if equals(name, "length") { self = .length }
@@ -216,7 +238,7 @@ public final class RecordLineParser: JSONCursor {
         /// are well formed.
         var isRecordField: Bool {
             switch self {
-            case .key, .value, .valueBase64, .type, .timestamp: true
+            case .key, .value, .valueBase64, .type, .timestamp, .continues: true
             default: false
             }
         }
@@ -228,6 +250,7 @@ public final class RecordLineParser: JSONCursor {
             case .valueBase64: "value_b64"
             case .type: "type"
             case .timestamp: "timestamp"
+            case .continues: "continues"
             default: ""
             }
         }
@@ -235,14 +258,15 @@ public final class RecordLineParser: JSONCursor {
 
     private func duplicate(
         _ field: Field, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?,
-        valueBase64: UnsafeRawBufferPointer?, type: RecordType?, seenTimestamp: Bool
+        valueBase64: UnsafeRawBufferPointer?, type: RecordType?, seenTimestamp: Bool, continues: Bool?, isCommit: Bool
     ) -> Bool {
         switch field {
         case .key: key != nil
         case .value: value != nil
         case .valueBase64: valueBase64 != nil
-        case .type: type != nil
+        case .type: type != nil || isCommit
         case .timestamp: seenTimestamp
+        case .continues: continues != nil
         default: false
         }
     }
@@ -255,6 +279,14 @@ public final class RecordLineParser: JSONCursor {
         i = start
         try skipValue(depth: 1)
         return nil
+    }
+
+    private func boolean(_ reason: String) throws(JSONLineError) -> Bool {
+        switch peek() {
+        case UInt8(ascii: "t"): try literal("true"); return true
+        case UInt8(ascii: "f"): try literal("false"); return false
+        default: throw semantic(reason)
+        }
     }
 
     private func timestampValue() throws(JSONLineError) -> UInt64 {

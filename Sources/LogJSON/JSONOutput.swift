@@ -32,7 +32,7 @@ public enum RecordJSON {
     public static func write<Buffer: LineBuffer>(_ record: RecordView, offset: UInt64, shape: Shape, to out: Buffer) throws(SystemError) {
         let keyCount = record.key.count
         let valueCount = shape.includeValue ? record.value.count : 0
-        let worstCase = 224 + (shape.segment?.count ?? 0) + 6 * keyCount + max(6 * valueCount, (valueCount + 2) / 3 * 4)
+        let worstCase = 240 + (shape.segment?.count ?? 0) + 6 * keyCount + max(6 * valueCount, (valueCount + 2) / 3 * 4)
         let start = try out.room(for: worstCase)
         var p = start
         if let status = shape.status {
@@ -67,7 +67,7 @@ public enum RecordJSON {
         p.putDecimal(record.timestamp)
         p.put(",\"checksum\":\"0x")
         p.putHex(record.checksum)
-        p.put("\"}\n")
+        p.put(record.continues ? "\",\"continues\":true}\n" : "\"}\n")
         out.commit(from: start, to: p, reserved: worstCase)
     }
 }

@@ -67,24 +67,35 @@ public struct CompactionRefused: Error {
 public enum Compaction {
     /// Writes the live records of `segment` (a whole mapped segment) to
     /// `out`. Every record is verified in the first pass, so a damaged
-    /// segment throws a SegmentFault before anything is written: compaction
-    /// never carries damage forward.
+    /// segment (an uncommitted batch included) throws a SegmentFault before
+    /// anything is written: compaction never carries damage forward.
+    ///
+    /// Batches stay batches: of the records kept from one batch, all but the
+    /// last carry the continues flag, so dropping an overwritten record never
+    /// leaves a batch without the record that ends it.
     public static func writeLive<Out: LineBuffer>(_ segment: UnsafeRawBufferPointer, path: String, maxRecord: Int, to out: Out) throws -> CompactionReport {
         var report = CompactionReport()
         report.beforeSize = UInt64(segment.count)
         var offsets: [Int] = []
         var keyed: [UInt64] = []
+        var continues: [Bool] = []
+        var openBatch: (offset: Int, records: Int)?
         var walker = RecordWalker(segment, mode: .verified, maxRecord: maxRecord)
         while let step = walker.next() {
             switch step {
             case .record(let record, let offset):
                 keyed.append(UInt64(KeyHash.hash(record.key)) << 32 | UInt64(offsets.count))
                 offsets.append(offset)
+                continues.append(record.continues)
+                openBatch = record.continues ? (openBatch?.offset ?? offset, (openBatch?.records ?? 0) + 1) : nil
             case .damage(let fault, _):
                 throw SegmentFault(path: path, fault: fault)
             case .partial:
                 preconditionFailure("a complete buffer has no partial records")
             }
+        }
+        if let openBatch {
+            throw SegmentFault(path: path, fault: RecordFault(offset: UInt64(openBatch.offset), error: .uncommittedBatch(records: openBatch.records)))
         }
         let dead = KeyHash.overwritten(keyed, offsets: offsets, segment: segment)
         for (number, isDead) in dead.enumerated() where isDead {
@@ -95,6 +106,15 @@ public enum Compaction {
             }
         }
         report.recordsRead = offsets.count
+        // Whether a record of the same batch after this one is kept: walked
+        // backwards, a record without the flag starts (ends) a batch.
+        var keptLater = [Bool](repeating: false, count: offsets.count)
+        var later = false
+        for number in offsets.indices.reversed() {
+            if !continues[number] { later = false }
+            keptLater[number] = later
+            if !dead[number] && RecordView.verified(segment, at: offsets[number]).type == .put { later = true }
+        }
         for (number, offset) in offsets.enumerated() where !dead[number] {
             let record = RecordView.verified(segment, at: offset)
             if record.type == .delete {
@@ -103,8 +123,12 @@ public enum Compaction {
             }
             let p = try out.room(for: record.length)
             p.copyMemory(from: record.bytes.baseAddress!, byteCount: record.length)
+            var checksum = record.checksum
+            if record.continues != keptLater[number] {
+                checksum = Record.setContinues(keptLater[number], UnsafeMutableRawBufferPointer(start: p, count: record.length))
+            }
             out.commit(record.length)
-            report.lastWritten = (report.afterSize, record.checksum)
+            report.lastWritten = (report.afterSize, checksum)
             report.recordsWritten += 1
             report.afterSize += UInt64(record.length)
         }
@@ -185,12 +209,12 @@ public enum Compaction {
                 throw CompactionRefused(message: "\(path): the segment shrank while it was compacted; nothing changed", cause: .conflict)
             }
             if now > scanned {
-                let (appended, last) = try copyAppended(source, from: scanned, to: now, path: path, maxRecord: maxRecord, into: claim)
+                let (appended, bytes, last) = try copyAppended(source, from: scanned, to: now, path: path, maxRecord: maxRecord, into: claim)
                 report.lastWritten = last.map { (report.afterSize + $0.offset, $0.checksum) } ?? report.lastWritten
                 report.recordsAppendedMeanwhile = appended
                 report.recordsRead += appended
                 report.recordsWritten += appended
-                report.afterSize += now - scanned
+                report.afterSize += bytes
                 try claim.sync()
             }
             report.beforeSize = now
@@ -205,20 +229,28 @@ public enum Compaction {
     }
 
     /// Copies the whole, valid records in `from..<to` of `source` to the end of
-    /// `claim`; returns how many there were, and the last one's offset (from
-    /// `from`) and checksum.
+    /// `claim`; returns how many there were, their bytes, and the last one's
+    /// offset (from `from`) and checksum.
     private static func copyAppended(
         _ source: FileDescriptor, from: UInt64, to: UInt64, path: String, maxRecord: Int, into claim: FileDescriptor
-    ) throws -> (count: Int, last: (offset: UInt64, checksum: UInt32)?) {
+    ) throws -> (count: Int, bytes: UInt64, last: (offset: UInt64, checksum: UInt32)?) {
         let buffer = ByteBuffer(capacity: Int(to - from))
         buffer.count = try source.read(at: from, into: UnsafeMutableRawBufferPointer(start: buffer.base, count: Int(to - from)))
         var count = 0
+        var pending = 0
+        var committedEnd = 0
         var last: (offset: UInt64, checksum: UInt32)?
         var walker = RecordWalker(buffer.bytes, mode: .verified, maxRecord: maxRecord, baseOffset: from)
         while let step = walker.next() {
             switch step {
             case .record(let record, let offset):
-                count += 1
+                pending += 1
+                // A batch left open by a writer that died was never
+                // acknowledged: like a torn tail, it is not carried over.
+                guard !record.continues else { continue }
+                count += pending
+                pending = 0
+                committedEnd = offset + record.length
                 last = (UInt64(offset), record.checksum)
             case .damage(let fault, _):
                 throw CompactionRefused(
@@ -227,8 +259,8 @@ public enum Compaction {
             case .partial: preconditionFailure("a complete buffer has no partial records")
             }
         }
-        try claim.writeAll(buffer.bytes)
-        return (count, last)
+        try claim.writeAll(UnsafeRawBufferPointer(rebasing: buffer.bytes[0..<committedEnd]))
+        return (count, UInt64(committedEnd), last)
     }
 }
 

@@ -91,6 +91,7 @@ public final class IndexBuilder {
     /// Adds one line of scan output (`logscan`, with or without values, or the
     /// address lines of `logenc -a`).
     public func add(scanLine record: RecordInput, line: Int) throws(InputLineError) {
+        if record.isCommit { throw InputLineError(line: line, reason: "a commit line is not scan output") }
         let address = record.address
         if let field = address.malformed {
             let kind = field == "segment" ? "a non-empty path" : field == "checksum" ? "0x and eight hex digits" : "a non-negative integer"

@@ -92,7 +92,7 @@ public final class IndexedStore {
             }
         } catch let fault as SegmentFault {
             switch fault.fault.error {
-            case .incompleteHeader, .incompletePayload: return
+            case .incompleteHeader, .incompletePayload, .uncommittedBatch: return
             default: throw fault
             }
         }

@@ -57,22 +57,54 @@ public final class RecordReader {
         }
     }
 
-    /// Walks the records in the buffer; returns how many bytes they took and
-    /// sets `needed` to the buffered length the next record requires.
+    /// Walks the records in the buffer; returns how many bytes it is done
+    /// with and sets `needed` to the buffered length the next step requires.
+    ///
+    /// Only committed records are handed out: the records of a batch wait,
+    /// in the buffer, for the record that ends it. A batch still open at the
+    /// end of the input, or broken by damage, is reported as an uncommitted
+    /// batch at its first record, and none of its records is handed out.
     private func decodeRecords(atEnd: Bool, needed: inout Int, _ body: (RecordView, UInt64) throws -> Void) throws -> Int {
         var walker = RecordWalker(
             buffer.bytes, mode: verify ? .verified : .strict, maxRecord: maxRecord, baseOffset: bufferOffset, complete: atEnd)
+        var batchStart: Int?
+        var batchRecords = 0
+        func uncommitted(_ start: Int) -> RecordFault {
+            RecordFault(offset: bufferOffset + UInt64(start), error: .uncommittedBatch(records: batchRecords))
+        }
         needed = RecordLayout.headerSize
         while let step = walker.next() {
             switch step {
             case .record(let record, let offset):
+                if record.continues {
+                    if batchStart == nil { batchStart = offset }
+                    batchRecords += 1
+                    continue
+                }
+                if let start = batchStart {
+                    // Committed: the batch's records, verified above, then this one.
+                    var batch = RecordSequence(UnsafeRawBufferPointer(rebasing: buffer.bytes[start..<offset]))
+                    var position = start
+                    while let member = batch.next() {
+                        try body(member, bufferOffset + UInt64(position))
+                        position += member.length
+                    }
+                    batchStart = nil
+                    batchRecords = 0
+                }
                 try body(record, bufferOffset + UInt64(offset))
             case .damage(let fault, _):
-                throw fault
+                throw batchStart.map(uncommitted) ?? fault
             case .partial(let offset, let length):
-                needed = length
-                return offset
+                let start = batchStart ?? offset
+                needed = offset - start + length
+                return start
             }
+        }
+        if let start = batchStart {
+            if atEnd { throw uncommitted(start) }
+            needed = walker.position - start + RecordLayout.headerSize
+            return start
         }
         return walker.position
     }

@@ -101,7 +101,11 @@ public enum Recovery {
                 inDamage = false
             case .damage(let fault, let end):
                 if result.failure == nil { result.failure = fault }
-                if !inDamage { result.damaged.append(DamagedRange(start: fault.offset, end: end)) }
+                if inDamage, let last = result.damaged.indices.last {
+                    result.damaged[last].end = end
+                } else {
+                    result.damaged.append(DamagedRange(start: fault.offset, end: end))
+                }
                 inDamage = true
             }
         }
@@ -114,16 +118,34 @@ public enum Recovery {
         case damage(RecordFault, end: UInt64)
     }
 
-    /// Calls `body` with every valid record from `from` on and with every
-    /// damaged range between them.
+    /// Calls `body` with every committed record from `from` on and with every
+    /// damaged range between them. The records of a batch no record ends (at
+    /// the end, or before damage) are not records here: they are reported as
+    /// an uncommitted batch, a damaged range of their own.
     public static func walk(_ segment: UnsafeRawBufferPointer, from: UInt64, maxRecord: Int, _ body: (Event) -> Void) {
         var walker = RecordWalker(segment, mode: .resynchronising, maxRecord: maxRecord, from: Int(from))
+        var batch: [(record: RecordView, offset: Int)] = []
+        func dropBatch(endingAt end: Int) {
+            guard let first = batch.first else { return }
+            body(.damage(RecordFault(offset: UInt64(first.offset), error: .uncommittedBatch(records: batch.count)), end: UInt64(end)))
+            batch.removeAll()
+        }
         while let step = walker.next() {
             switch step {
-            case .record(let record, let offset): body(.record(record, offset: UInt64(offset)))
-            case .damage(let fault, let end): body(.damage(fault, end: UInt64(end)))
+            case .record(let record, let offset):
+                if record.continues {
+                    batch.append((record, offset))
+                    continue
+                }
+                for member in batch { body(.record(member.record, offset: UInt64(member.offset))) }
+                batch.removeAll()
+                body(.record(record, offset: UInt64(offset)))
+            case .damage(let fault, let end):
+                dropBatch(endingAt: Int(fault.offset))
+                body(.damage(fault, end: UInt64(end)))
             case .partial: preconditionFailure("a complete buffer has no partial records")
             }
         }
+        dropBatch(endingAt: segment.count)
     }
 }

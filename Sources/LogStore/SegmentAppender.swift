@@ -132,7 +132,7 @@ public final class SegmentAppender {
         }
         let written = writeSome(records)
         if let failure = written.error {
-            let kept = SegmentAppender.wholeRecordsLength(records, within: written.count)
+            let kept = SegmentAppender.committedLength(records, within: written.count)
             var cleanupError: SystemError?
             do {
                 try file.truncate(to: start + UInt64(kept))
@@ -192,16 +192,22 @@ public final class SegmentAppender {
 
     /// With the lock held: `records` (whole records) now lie at `start`.
     private func noteWritten(_ records: UnsafeRawBufferPointer, at start: UInt64) {
+        // The verified end is the end of the last whole batch: a batch this
+        // write leaves open is verified again, with its end, by the next writer.
         var last: (offset: UInt64, checksum: UInt32)?
+        var committedEnd = start
         var position = start
         for record in RecordSequence(records) {
-            last = (position, record.checksum)
             position += UInt64(record.length)
+            if !record.continues {
+                last = (position - UInt64(record.length), record.checksum)
+                committedEnd = position
+            }
         }
-        guard let last else { return }
+        guard position > start else { return }
         unsynced = (unsynced?.lowerBound ?? start)..<position
-        if let identity = try? file.identity() {
-            try? lock.recordVerifiedEnd(VerifiedEnd(identity: identity, end: position, last: last))
+        if let last, let identity = try? file.identity() {
+            try? lock.recordVerifiedEnd(VerifiedEnd(identity: identity, end: committedEnd, last: last))
         }
     }
 
@@ -267,14 +273,16 @@ public final class SegmentAppender {
         return (written, nil)
     }
 
-    /// The length of the longest run of whole records at the start of `records`
-    /// that fits in `limit` bytes.
-    static func wholeRecordsLength(_ records: UnsafeRawBufferPointer, within limit: Int) -> Int {
+    /// The length of the longest run of whole batches at the start of
+    /// `records` that fits in `limit` bytes: what a failed write may keep.
+    static func committedLength(_ records: UnsafeRawBufferPointer, within limit: Int) -> Int {
         var position = 0
+        var committed = 0
         for record in RecordSequence(records) {
             guard position + record.length <= limit else { break }
             position += record.length
+            if !record.continues { committed = position }
         }
-        return position
+        return committed
     }
 }

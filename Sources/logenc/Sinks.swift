@@ -36,12 +36,15 @@ struct StreamSink: RecordSink {
 final class SegmentSink: RecordSink {
     private let appender: SegmentAppender
     private let sync: SyncMode
+    /// Each write is one batch, appended whole under one hold of the lock.
+    private let atomic: Bool
     private let shape: RecordJSON.Shape
     /// Address lines of records written but not yet synced.
     private let pending = ByteBuffer(capacity: 1 << 20)
 
-    init(path: String, sync: SyncMode, notice: @escaping (String) -> Void) throws {
+    init(path: String, sync: SyncMode, atomic: Bool, notice: @escaping (String) -> Void) throws {
         appender = try SegmentAppender(path: path)
+        self.atomic = atomic
         appender.notice = notice
         self.sync = sync
         shape = RecordJSON.Shape(segment: path, includeValue: false)
@@ -53,6 +56,11 @@ final class SegmentSink: RecordSink {
 
     func write(_ batch: ByteBuffer, idle: Bool) throws {
         defer { batch.removeAll() }
+        if atomic {
+            try printPending(syncFirst: true)
+            if batch.count > 0 { try append(batch.bytes, durable: sync != .none) }
+            return
+        }
         switch sync {
         case .each:
             for record in RecordSequence(batch.bytes) { try append(record.bytes, durable: true) }

@@ -42,6 +42,8 @@ let tool = Tool(ToolSpec(
         Option(["--sync"], "MODE",
                "with -a: when to fsync. batch (default): before a batch's addresses are printed and before waiting for more input; each: after every record; none: leave it to the kernel",
                completion: .words(["none", "batch", "each"])),
+        Option(["--atomic"], nil,
+               "the input is one batch, all or nothing: its records carry the continues flag but the last; a line {\"type\":\"commit\"} ends a batch and starts the next. With -a, each batch is appended under one hold of the lock, and its addresses are printed once it is committed (and synced per --sync); a malformed line appends nothing of its batch"),
         Option(["-d", "--delete"], "KEY", "encode a DELETE (tombstone) of KEY"),
         Option(["--timestamp"], "MS", "timestamp of records that carry none (default: now)"),
         Option.maxRecord,
@@ -62,6 +64,7 @@ let tool = Tool(ToolSpec(
 struct Encode {
     let segmentPath: String?
     let sync: SyncMode
+    let atomic: Bool
     let maxRecord: Int
     let fixedTimestamp: UInt64?
     /// The one record given as arguments, if any, encoded.
@@ -74,6 +77,7 @@ struct Encode {
             throw UsageError("option --sync: '\(syncText)' is not none, batch or each")
         }
         self.sync = sync
+        atomic = arguments.has("--atomic")
         maxRecord = try arguments.maxRecord()
         fixedTimestamp = try arguments.unsigned("--timestamp")
         let positionals = arguments.positionals
@@ -98,7 +102,7 @@ struct Encode {
     func run() throws -> ExitCode {
         let sink: RecordSink
         if let segmentPath {
-            sink = try SegmentSink(path: segmentPath, sync: sync) { tool.warn($0) }
+            sink = try SegmentSink(path: segmentPath, sync: sync, atomic: atomic) { tool.warn($0) }
         } else {
             tool.refuseTerminal(.standardOutput, hint: "redirect stdout to a file or a pipe, or append with -a SEG")
             sink = StreamSink()
@@ -107,17 +111,23 @@ struct Encode {
         if let single {
             single.withUnsafeBytes { batch.append($0.baseAddress!, $0.count) }
         } else {
-            let encoder = RecordEncoder(maxRecord: maxRecord, fixedTimestamp: fixedTimestamp)
+            let encoder = RecordEncoder(maxRecord: maxRecord, fixedTimestamp: fixedTimestamp, atomic: atomic)
             do {
-                try encoder.encodeLines(from: .standardInput, into: batch) {
+                try encoder.encodeLines(from: .standardInput, into: batch, commit: {
+                    try sink.write(batch, idle: true)
+                }, afterChunk: {
+                    // An atomic batch waits, whole, for its commit line or the end.
+                    guard !atomic else { return }
                     let idle = !FileDescriptor.standardInput.hasInputReady
                     if idle || batch.count >= sink.batchLimit { try sink.write(batch, idle: idle) }
-                }
+                })
             } catch let error as InputLineError {
-                // The lines before the bad one are written and reported.
-                try sink.write(batch, idle: true)
+                // The lines before the bad one are written and reported; with
+                // --atomic, only the batches committed before it.
+                if !atomic { try sink.write(batch, idle: true) }
                 throw error
             }
+            encoder.closeBatch(in: batch)
         }
         try sink.write(batch, idle: true)
         return .success

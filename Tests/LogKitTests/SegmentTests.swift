@@ -350,17 +350,17 @@ struct SegmentAppenderTests {
         #expect(throws: PathRefused.self) { _ = try SegmentAppender(path: dir.file("seg")) }
     }
 
-    @Test("wholeRecordsLength: the longest run of whole records within a limit")
-    func wholeRecordsLength() {
+    @Test("committedLength: the longest run of whole batches (of one record each here) within a limit")
+    func committedLength() {
         let r1 = Reference.put("a", "1", 1), r2 = Reference.put("bb", "22", 2), r3 = Reference.delete("a", 3)
         let all = r1 + r2 + r3
         all.withUnsafeBytes { raw in
-            #expect(SegmentAppender.wholeRecordsLength(raw, within: 0) == 0)
-            #expect(SegmentAppender.wholeRecordsLength(raw, within: r1.count - 1) == 0)
-            #expect(SegmentAppender.wholeRecordsLength(raw, within: r1.count) == r1.count)
-            #expect(SegmentAppender.wholeRecordsLength(raw, within: r1.count + r2.count + 5) == r1.count + r2.count)
-            #expect(SegmentAppender.wholeRecordsLength(raw, within: all.count) == all.count)
-            #expect(SegmentAppender.wholeRecordsLength(raw, within: all.count + 100) == all.count)
+            #expect(SegmentAppender.committedLength(raw, within: 0) == 0)
+            #expect(SegmentAppender.committedLength(raw, within: r1.count - 1) == 0)
+            #expect(SegmentAppender.committedLength(raw, within: r1.count) == r1.count)
+            #expect(SegmentAppender.committedLength(raw, within: r1.count + r2.count + 5) == r1.count + r2.count)
+            #expect(SegmentAppender.committedLength(raw, within: all.count) == all.count)
+            #expect(SegmentAppender.committedLength(raw, within: all.count + 100) == all.count)
         }
     }
 }
