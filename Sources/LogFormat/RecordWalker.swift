@@ -12,11 +12,10 @@
 //   a candidate that parses whole with a matching checksum, and never inside
 //   the declared extent of a damaged record whose header is intact (that is
 //   its payload: a value may hold an encoded segment), unless the bytes
-//   contradict the header: a chain of valid records running across the
-//   extent's end, or, for an extent past the end of the bytes, a chain
-//   reaching exactly that end in front of which the damaged record checks out
-//   with its length field corrected, means the length field itself is the
-//   damage, and trusting it would hide those records.
+//   contradict the header: if the damaged record checks out (its checksum
+//   matches) with its length field corrected to end where a valid record
+//   starts, or a chain of valid records runs across the extent's end, the
+//   length field itself is the damage, and trusting it would hide records.
 //
 // A buffer that is not the whole input (a streaming read) says so with
 // `complete: false`: a record cut off by the buffer's end is then `.partial`,
@@ -105,13 +104,15 @@ public struct RecordWalker {
         let end = position + header.length
         var candidate = position + 1
         while let found = firstValidRecord(bytes, from: candidate, before: min(end, size), maxRecord: maxRecord) {
+            // Whole up to `found` but for its length field: `found` is the next record.
+            if lengthIsTheDamage(bytes, at: position, header: header, endingAt: found) { return found }
             var chainEnd = found
             while chainEnd < end, let record = validRecord(bytes, at: chainEnd, maxRecord: maxRecord) {
                 chainEnd += record.length
             }
-            if chainEnd > end || (end > size && chainEnd == size && lengthIsTheDamage(bytes, at: position, header: header, endingAt: found)) {
-                return found
-            }
+            // Records running across the extent's end contradict the length:
+            // search byte by byte, as for a header that does not parse.
+            if chainEnd > end { return firstValidRecord(bytes, from: position + 1, before: size, maxRecord: maxRecord) }
             candidate = chainEnd
         }
         return end < size ? firstValidRecord(bytes, from: end, before: size, maxRecord: maxRecord) : nil

@@ -106,6 +106,9 @@ public final class IndexBuilder {
         guard let checksum = address.checksum else { throw missing("checksum") }
         guard let timestamp = record.timestamp else { throw missing("timestamp") }
         let minimum = UInt64(RecordLayout.headerSize + record.key.count)
+        guard length <= UInt64(RecordLayout.maxRecordLength), !offset.addingReportingOverflow(length).overflow else {
+            throw InputLineError(line: line, reason: "\"offset\" \(offset) and \"length\" \(length) are past any segment")
+        }
         guard length >= minimum else {
             throw InputLineError(line: line, reason: "\"length\" \(length) is shorter than the header and key (\(minimum))")
         }

@@ -20,7 +20,7 @@ public struct OffsetBeyondEnd: Error {
 }
 
 /// A record fault in a named segment: `SEG: offset N: reason`.
-public struct SegmentFault: Error {
+public struct SegmentFault: Error, Equatable {
     public let path: String
     public let fault: RecordFault
 
