@@ -30,6 +30,8 @@ public enum Failure {
         case let error as IndexError: (error.message, .dataRejected)
         case let error as IncompleteScan: (error.message, .dataRejected)
         case let error as TailDamageRefused: (error.message, .dataRejected)
+        case let error as FollowStopped: (error.message, .dataRejected)
+        case let error as CursorError: (error.message, .dataRejected)
         case let error as CompactionRefused: (error.message, error.cause == .damage ? .dataRejected : .usage)
         // The environment or the request said no.
         case let error as SystemError: (error.message, .usage)

@@ -41,6 +41,18 @@ public struct FileDescriptor: Sendable {
         return FileDescriptor(raw: fd, path: path)
     }
 
+    /// The whole of a small file (a cursor, a report), at most `limit` bytes.
+    public static func readAll(_ path: String, limit: Int = 1 << 20) throws(SystemError) -> [UInt8] {
+        let file = try open(path, O_RDONLY | O_NONBLOCK)
+        defer { file.close() }
+        var bytes = [UInt8](repeating: 0, count: limit)
+        let result: Result<Int, SystemError> = bytes.withUnsafeMutableBytes { buffer in
+            Result { () throws(SystemError) in try file.read(at: 0, into: buffer) }
+        }
+        bytes.removeSubrange(try result.get()...)
+        return bytes
+    }
+
     public func close() {
         _ = Glibc.close(raw)
     }

@@ -3,10 +3,11 @@ import LogIO
 import LogJSON
 import LogStore
 import LogCLI
+import Glibc
 
 let tool = Tool(ToolSpec(
     name: "logscan",
-    synopsis: ["[options] SEG...", "--at OFFSET SEG", "--count SEG..."],
+    synopsis: ["[options] SEG...", "--at OFFSET SEG", "--count SEG...", "--follow [--cursor-file F | --after CURSOR] SEG"],
     about: """
         Scan segment files from the start (or --from OFFSET), verify every record's
         structure and checksum, and print each record as a JSON line:
@@ -17,7 +18,24 @@ let tool = Tool(ToolSpec(
         At the first damaged record of a segment, the records before it have been
         printed, then "logscan: SEG: offset N: REASON" goes to stderr; the other
         segments are still scanned and the exit status is 1. An empty segment is
-        noted on stderr and is not an error.
+        noted on stderr and is not an error. Only committed records are shown: the
+        records of a batch appear with its last record, and a segment that ends
+        inside a batch ends in damage ("uncommitted batch").
+
+        With --follow, logscan prints every committed record of SEG, then sleeps
+        until records are committed and prints them too, like tail -f, until it is
+        killed or its output closes; it uses no CPU while nothing is appended. A
+        cursor is one JSON line naming the last record printed:
+
+          {"segment":"SEG","offset":90,"length":30,"checksum":"0x4355b4c2"}
+
+        --cursor-file F resumes after the cursor in F (if F exists) and rewrites F
+        atomically after each group of records reaches stdout; --after CURSOR
+        resumes after a cursor given on the command line. If the cursor's record is
+        gone (the segment was compacted), the segment is followed from its start:
+        records may be seen again, never missed. If SEG is compacted in place while
+        followed, logscan prints the rest of the old file, says how to resume, and
+        exits 1.
         """,
     options: [
         Option(["--at"], "OFFSET",
@@ -27,6 +45,9 @@ let tool = Tool(ToolSpec(
                "print one summary line per segment instead of records: {\"segment\":\"SEG\",\"records\":N,\"puts\":N,\"deletes\":N,\"bytes\":N}"),
         Option(["--no-values"], nil, "leave out \"value\" and \"value_b64\""),
         Option(["--no-verify"], nil, "skip checksum and key UTF-8 checks (structure is still checked)"),
+        Option(["-f", "--follow"], nil, "print records as they are committed, until killed or stdout closes"),
+        Option(["--cursor-file"], "F", "with --follow: resume after the cursor in F and keep F up to date", completion: .file),
+        Option(["--after"], "CURSOR", "with --follow: resume after CURSOR (a cursor line)"),
         Option.maxRecord,
     ],
     operands: .file,
@@ -49,6 +70,9 @@ struct Scan {
     let includeValues: Bool
     let verify: Bool
     let maxRecord: Int
+    let follow: Bool
+    let cursorFile: String?
+    let after: Cursor?
 
     init(_ arguments: ParsedArguments) throws(UsageError) {
         segments = arguments.positionalStrings
@@ -58,16 +82,74 @@ struct Scan {
         includeValues = !arguments.has("--no-values")
         verify = !arguments.has("--no-verify")
         maxRecord = try arguments.maxRecord()
+        follow = arguments.has("--follow")
+        cursorFile = try arguments.path("--cursor-file")
+        if let text = arguments.string("--after") {
+            do throws(CursorError) {
+                after = try Cursor(parsing: text)
+            } catch {
+                throw UsageError("option --after: \(error.reason)")
+            }
+        } else {
+            after = nil
+        }
         if segments.isEmpty { throw UsageError("no segment given") }
+        if follow {
+            if segments.count > 1 { throw UsageError("--follow follows one segment") }
+            if at != nil || countOnly || arguments.has("--from") { throw UsageError("--follow cannot be combined with --at, --count or --from") }
+        } else if cursorFile != nil || after != nil {
+            throw UsageError("--cursor-file and --after are used with --follow")
+        }
         if at != nil {
             if segments.count > 1 { throw UsageError("--at reads one segment") }
             if countOnly || arguments.has("--from") { throw UsageError("--at cannot be combined with --count or --from") }
         }
     }
 
+    /// Follows the one segment: records as they are committed, the cursor
+    /// saved after each group reached stdout.
+    func runFollow() throws -> ExitCode {
+        // A follower whose reader went away learns it from EPIPE, and ends quietly.
+        signal(SIGPIPE, SIG_IGN)
+        let path = segments[0]
+        var start = after
+        if start == nil, let cursorFile, FileSystem.exists(cursorFile) {
+            let text = try String(decoding: FileDescriptor.readAll(cursorFile), as: UTF8.self)
+            do throws(CursorError) {
+                start = try Cursor(parsing: text)
+            } catch {
+                throw UsageError("\(cursorFile): \(error.reason)")
+            }
+        }
+        if let start, start.segment != path, try FileSystem.identity(of: start.segment) != FileSystem.identity(of: path) {
+            throw UsageError("the cursor names \(start.segment), not \(path)")
+        }
+        let follower = try Follower(path: path, after: start, maxRecord: maxRecord, verify: verify) { tool.warn($0) }
+        let output = OutputBuffer(sink: .standardOutput)
+        let shape = RecordJSON.Shape(segment: path, includeValue: includeValues)
+        var saved = follower.cursor
+        do {
+            try follower.run({ record, offset in
+                try RecordJSON.write(record, offset: offset, shape: shape, to: output)
+            }, delivered: {
+                try output.flush()
+                // Saved only once the records it covers reached stdout: a crash
+                // between the two prints them again on resume, never skips them.
+                if let cursorFile, let cursor = follower.cursor, cursor != saved {
+                    try FileSystem.writeAtomically(cursorFile) { try $0.writeAll(cursor.line) }
+                    saved = cursor
+                }
+            })
+        } catch let error as SystemError where error.errno == EPIPE {
+            // The reader went away: a follower in a pipeline ends quietly.
+        }
+        return .success
+    }
+
     /// Scans every segment; a damaged or unreadable one is reported and the
     /// next is scanned, and the status is the most severe seen.
     func run() throws -> ExitCode {
+        if follow { return try runFollow() }
         let output = OutputBuffer(sink: .standardOutput)
         let recordBuffer = ByteBuffer()
         var worst = ExitCode.success

@@ -1,0 +1,149 @@
+// Following a segment: every committed record, then each one as it is
+// committed, like `tail -f`, resumable from a cursor.
+//
+// A cursor names the last record a follower handed on, by segment, offset,
+// length and checksum: one JSON line,
+//
+//   {"segment":"data/seg","offset":90,"length":30,"checksum":"0x4355b4c2"}
+//
+// Resuming checks, with one positioned read, that the record is still there;
+// if the segment was compacted meanwhile it is not, and the follower starts
+// the segment again from its first record: records may be seen twice, never
+// missed, and since compaction keeps each key's newest record, never an older
+// value after a newer one.
+//
+// Only committed records are handed on (the streaming reader holds a batch
+// until its last record), and an incomplete record or batch at the end is
+// waited for, not reported. A segment renamed over while followed (logpack
+// --in-place) is read to its end, then the follower stops with FollowStopped.
+
+import LogFormat
+import LogIO
+import LogJSON
+import Glibc
+
+public struct Cursor: Equatable, Sendable {
+    public var segment: String
+    public var offset: UInt64
+    public var length: UInt64
+    public var checksum: UInt32
+
+    public init(segment: String, offset: UInt64, length: UInt64, checksum: UInt32) {
+        self.segment = segment
+        self.offset = offset
+        self.length = length
+        self.checksum = checksum
+    }
+
+    /// The cursor as its one JSON line (with the newline).
+    public var line: String {
+        "{\"segment\":\(String(decoding: JSONText.quoted(segment), as: UTF8.self)),\"offset\":\(offset),\"length\":\(length),\"checksum\":\"\(Hex.word(checksum))\"}\n"
+    }
+
+    public init(parsing text: String) throws(CursorError) {
+        let trimmed = text.hasSuffix("\n") ? String(text.dropLast()) : text
+        guard let document = try? JSONValue.parse(trimmed),
+              let segment = document["segment"]?.string, let offset = document["offset"]?.uint64,
+              let length = document["length"]?.uint64, let text = document["checksum"]?.string,
+              let checksum = Hex.parseWord(text)
+        else { throw CursorError(reason: "not a cursor (one JSON line with segment, offset, length and checksum)") }
+        self.init(segment: segment, offset: offset, length: length, checksum: checksum)
+    }
+}
+
+public struct CursorError: Error, Sendable {
+    public let reason: String
+    public var message: String { "cursor: \(reason)" }
+}
+
+/// The followed segment was replaced in place (compacted): the follower read
+/// the old file to its end and stops; resuming from its cursor goes on.
+public struct FollowStopped: Error, Sendable {
+    public let path: String
+    public var message: String {
+        "\(path): replaced (compacted) while followed; every record of the old file was printed; resume from the cursor (--cursor-file or --after): the new file is followed from its start, so records may be seen again"
+    }
+}
+
+public final class Follower {
+    public let path: String
+    private let maxRecord: Int
+    private let verify: Bool
+    private var file: FileDescriptor
+    private let watch: FileWatch
+    /// Where the next committed record starts.
+    public private(set) var position: UInt64 = 0
+    /// The last record handed on, as a cursor.
+    public private(set) var cursor: Cursor?
+
+    public init(path: String, after: Cursor?, maxRecord: Int, verify: Bool, warn: (String) -> Void) throws {
+        self.path = path
+        self.maxRecord = maxRecord
+        self.verify = verify
+        file = try FileDescriptor.openSegment(path, O_RDONLY)
+        watch = try FileWatch(path: path)
+        guard let after else { return }
+        let size = try file.size()
+        let buffer = ByteBuffer()
+        if let record = try? file.record(at: after.offset, size: size, maxRecord: maxRecord, verify: true, buffer: buffer),
+           record.checksum == after.checksum, UInt64(record.length) == after.length {
+            position = after.offset + after.length
+            cursor = after
+        } else {
+            warn("\(path): the cursor's record (offset \(after.offset), \(Hex.word(after.checksum))) is not there (compacted?); following from the start, records may be seen again")
+        }
+    }
+
+    deinit { file.close() }
+
+    /// Hands on every committed record from the current position on, then
+    /// sleeps until the segment changes, forever. `delivered` runs after each
+    /// read's records were handed on (to flush output and save the cursor).
+    /// Returns when standard output closes; throws FollowStopped when the
+    /// segment is replaced, or the first damage that is not a tail in progress.
+    public func run(_ body: (RecordView, UInt64) throws -> Void, delivered: () throws -> Void) throws {
+        var suspect: (fault: RecordFault, size: UInt64)?
+        while true {
+            let fault = try readCommitted(body)
+            try delivered()
+            if let fault {
+                // A write in progress can look damaged for a moment; damage
+                // that stays as it is while the file does not grow is damage.
+                let size = try file.size()
+                if let suspect, suspect.fault == fault, suspect.size == size { throw SegmentFault(path: path, fault: fault) }
+                suspect = (fault, size)
+            } else {
+                suspect = nil
+            }
+            if try FileSystem.identity(of: path) != (try file.identity()) {
+                // No writer appends to the old file once it is replaced, so
+                // one more read gets the records appended before the swap.
+                _ = try readCommitted(body)
+                try delivered()
+                throw FollowStopped(path: path)
+            }
+            if try watch.wait(timeoutMilliseconds: suspect == nil ? -1 : 1000) == .outputClosed { return }
+        }
+    }
+
+    /// Reads committed records from `position` to the current end. Returns
+    /// a fault that is not an incomplete tail (a record or batch still being
+    /// written), for the caller to judge.
+    private func readCommitted(_ body: (RecordView, UInt64) throws -> Void) throws -> RecordFault? {
+        try file.seek(to: position)
+        let reader = RecordReader(source: file, maxRecord: maxRecord, verify: verify, startOffset: position, chunk: 1 << 20)
+        do {
+            try reader.forEach { record, offset in
+                try body(record, offset)
+                position = offset + UInt64(record.length)
+                cursor = Cursor(segment: path, offset: offset, length: UInt64(record.length), checksum: record.checksum)
+            }
+        } catch let fault as RecordFault {
+            switch fault.error {
+            case .incompleteHeader, .incompletePayload, .uncommittedBatch: return nil
+            default: return fault
+            }
+        }
+        return nil
+    }
+}
