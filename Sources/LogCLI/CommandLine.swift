@@ -1,5 +1,6 @@
 // What every tool shares as a program, so that all of them behave alike:
-// `-h`/`--help` prints usage to stdout and exits 0, `--version` the version;
+// `-h`/`--help` prints usage to stdout and exits 0, `--version` the version,
+// `--man` the man page and `--completion bash|zsh` a completion script;
 // an unknown option, a missing or malformed argument prints one line naming
 // the problem plus a usage hint on stderr and exits 2; every other error is
 // `TOOL: message` on stderr with the status `Failure.describe` gives it.
@@ -36,6 +37,9 @@ public struct Tool: Sendable {
             let arguments = try ParsedArguments(Tool.commandLine(self), spec: spec)
             if arguments.has("--help") { print(spec.usage) }
             if arguments.has("--version") { print("\(name) (logkit) \(LogKit.version)\n") }
+            if arguments.has("--man") { print(spec.manPage) }
+            if arguments.has("--man-format") { print(ManPage.format) }
+            if let shell = arguments.string("--completion") { print(try spec.completion(for: shell)) }
             status = try body(arguments)
         } catch let error as UsageError {
             usageError(error.message)

@@ -25,12 +25,16 @@ public struct Option: Sendable {
     public let value: String?
     public let help: String
     public let completion: Completion
+    /// Parsed like any other, but left out of --help, the man page and the
+    /// completions (`--man-format`, which `make install` uses).
+    public let hidden: Bool
 
-    public init(_ names: [String], _ value: String? = nil, _ help: String, completion: Completion = .none) {
+    public init(_ names: [String], _ value: String? = nil, _ help: String, completion: Completion = .none, hidden: Bool = false) {
         self.names = names
         self.value = value
         self.help = help
         self.completion = completion
+        self.hidden = hidden
     }
 
     /// The name a tool looks the option up by: its long spelling.
@@ -41,6 +45,11 @@ public struct Option: Sendable {
         ["--max-record"], "BYTES", "refuse records longer than BYTES (default 64M; K, M, G)")
     static let help = Option(["-h", "--help"], nil, "show this help and exit")
     static let version = Option(["--version"], nil, "print the version and exit")
+    static let man = Option(["--man"], nil, "print the man page (roff) and exit")
+    static let completion = Option(["--completion"], "SHELL", "print a bash or zsh completion script and exit",
+                                   completion: .words(["bash", "zsh"]))
+    /// The logkit-format(5) page, generated from the record layout.
+    static let manFormat = Option(["--man-format"], nil, "print the logkit-format(5) man page (roff) and exit", hidden: true)
 }
 
 public struct ToolSpec: Sendable {
@@ -62,7 +71,7 @@ public struct ToolSpec: Sendable {
         self.name = name
         self.synopsis = synopsis
         self.about = about
-        self.options = options + [Option.help, Option.version]
+        self.options = options + [Option.help, Option.version, Option.man, Option.completion, Option.manFormat]
         self.operands = operands
         self.exitStatus = exitStatus
         self.examples = examples
@@ -72,12 +81,15 @@ public struct ToolSpec: Sendable {
         options.first { $0.names.contains(name) }
     }
 
+    /// The options --help, the man page and the completions show.
+    public var visibleOptions: [Option] { options.filter { !$0.hidden } }
+
     /// The `--help` text.
     public var usage: String {
         var text = "usage: \(name) \(synopsis[0])\n"
         for line in synopsis.dropFirst() { text += "       \(name) " + line + "\n" }
         text += "\n" + about + "\n\noptions:\n"
-        for option in options {
+        for option in visibleOptions {
             let label = option.names.joined(separator: ", ") + (option.value.map { " " + $0 } ?? "")
             text += TextLayout.hanging(label: "  " + label, column: 22, text: option.help, width: 80)
         }
@@ -225,6 +237,15 @@ public struct ParsedArguments {
     public func maxRecord() throws(UsageError) -> Int {
         try byteCount(Option.maxRecord.key, range: UInt64(RecordLayout.headerSize + 1)...UInt64(UInt32.max))
             ?? RecordLayout.defaultMaxRecord
+    }
+
+    /// The one segment a tool takes.
+    public func onlySegment() throws(UsageError) -> String {
+        let segments = positionalStrings
+        guard segments.count == 1, let path = segments.first else {
+            throw UsageError(segments.isEmpty ? "no segment given" : "exactly one segment is taken, not \(segments.count)")
+        }
+        return path
     }
 
     /// Positionals as strings (paths).

@@ -65,11 +65,7 @@ struct Fix {
     let maxRecord: Int
 
     init(_ arguments: ParsedArguments) throws(UsageError) {
-        let segments = arguments.positionalStrings
-        guard segments.count == 1, let path = segments.first else {
-            throw UsageError(segments.isEmpty ? "no segment given" : "exactly one segment is taken, not \(segments.count)")
-        }
-        self.path = path
+        path = try arguments.onlySegment()
         check = arguments.has("--check")
         force = arguments.has("--force")
         fromIndex = arguments.has("--from-index")

@@ -52,11 +52,7 @@ struct Pack {
     let maxRecord: Int
 
     init(_ arguments: ParsedArguments) throws(UsageError) {
-        let segments = arguments.positionalStrings
-        guard segments.count == 1, let path = segments.first else {
-            throw UsageError(segments.isEmpty ? "no segment given" : "exactly one segment is taken, not \(segments.count)")
-        }
-        self.path = path
+        path = try arguments.onlySegment()
         inPlace = arguments.has("--in-place")
         indexPath = try arguments.path("--index")
         reportPath = try arguments.path("--report")
