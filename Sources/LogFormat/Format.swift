@@ -24,30 +24,33 @@
 // Every other file reads the layout from here; `logdec --format` prints the
 // table below from these same constants.
 
+// Constants are inlinable computed properties, not stored globals: every
+// layer reads them per record, and a stored global in another module costs a
+// lazy-initialisation check at each read.
 public enum RecordLayout {
-    public static let magic: UInt32 = 0x894C_4F47
-    public static let version: UInt8 = 1
+    @inlinable public static var magic: UInt32 { 0x894C_4F47 }
+    @inlinable public static var version: UInt8 { 1 }
 
-    public static let magicOffset = 0
-    public static let versionOffset = 4
-    public static let typeOffset = 5
-    public static let flagsOffset = 6
-    public static let reservedOffset = 7
-    public static let keyLengthOffset = 8
-    public static let valueLengthOffset = 12
-    public static let timestampOffset = 16
-    public static let checksumOffset = 24
-    public static let headerSize = 28
+    @inlinable public static var magicOffset: Int { 0 }
+    @inlinable public static var versionOffset: Int { 4 }
+    @inlinable public static var typeOffset: Int { 5 }
+    @inlinable public static var flagsOffset: Int { 6 }
+    @inlinable public static var reservedOffset: Int { 7 }
+    @inlinable public static var keyLengthOffset: Int { 8 }
+    @inlinable public static var valueLengthOffset: Int { 12 }
+    @inlinable public static var timestampOffset: Int { 16 }
+    @inlinable public static var checksumOffset: Int { 24 }
+    @inlinable public static var headerSize: Int { 28 }
 
     /// Flag bits of byte 6. Segments written before the flags byte existed
     /// hold 0 there, so they read as batches of one record each.
-    public static let continuesFlag: UInt8 = 0x01
-    public static let knownFlags: UInt8 = continuesFlag
+    @inlinable public static var continuesFlag: UInt8 { 0x01 }
+    @inlinable public static var knownFlags: UInt8 { continuesFlag }
 
     /// Records longer than this are refused before anything is allocated for them.
-    public static let defaultMaxRecord = 64 << 20
+    @inlinable public static var defaultMaxRecord: Int { 64 << 20 }
     /// The longest record the format can describe (u32 key and value lengths).
-    public static let maxRecordLength = headerSize + 2 * Int(UInt32.max)
+    @inlinable public static var maxRecordLength: Int { headerSize + 2 * Int(UInt32.max) }
 
     /// One row of the layout table: a fixed field, or the variable key and value.
     public struct Field: Sendable {

@@ -9,7 +9,7 @@
 public enum RecordError: Error, Equatable, Sendable {
     case incompleteHeader(available: Int)
     /// The bytes where the magic should be: four, or fewer at the end of input.
-    case badMagic([UInt8])
+    case badMagic(MagicBytes)
     case unsupportedVersion(UInt8)
     case unknownType(UInt8)
     case unknownFlags(UInt8)
@@ -29,7 +29,7 @@ public enum RecordError: Error, Equatable, Sendable {
         case .incompleteHeader(let available):
             return "incomplete header: \(available) of \(RecordLayout.headerSize) bytes"
         case .badMagic(let found):
-            return "bad magic 0x\(found.map { Hex.digits(UInt64($0), count: 2) }.joined()), expected \(Hex.word(RecordLayout.magic))"
+            return "bad magic 0x\(found.bytes.map { Hex.digits(UInt64($0), count: 2) }.joined()), expected \(Hex.word(RecordLayout.magic))"
         case .unsupportedVersion(let version):
             return "unsupported version \(version)"
         case .unknownType(let type):
@@ -53,6 +53,25 @@ public enum RecordError: Error, Equatable, Sendable {
         case .uncommittedBatch(let records):
             return "uncommitted batch: \(records) record\(records == 1 ? "" : "s") with the continues flag and no record ending the batch"
         }
+    }
+}
+
+/// The bytes found where a magic should be: four, or fewer at the end of
+/// the input. Held in a word, so that a RecordError (and every walker step
+/// that carries one) is plain data, copied without reference counting.
+public struct MagicBytes: Equatable, Sendable {
+    private let word: UInt32
+    private let count: UInt8
+
+    public init(_ bytes: some Collection<UInt8>) {
+        var word: UInt32 = 0
+        for byte in bytes.prefix(4) { word = word << 8 | UInt32(byte) }
+        self.word = word
+        count = UInt8(min(bytes.count, 4))
+    }
+
+    public var bytes: [UInt8] {
+        (0..<Int(count)).map { UInt8(truncatingIfNeeded: word >> (8 * UInt32(Int(count) - 1 - $0))) }
     }
 }
 
@@ -123,10 +142,10 @@ extension RecordHeader {
     static func checkMagic(_ bytes: UnsafeRawBufferPointer) throws(RecordError) {
         if bytes.count == RecordLayout.versionOffset {
             if bytes.baseAddress!.loadBigEndian(UInt32.self, at: 0) == RecordLayout.magic { return }
-            throw .badMagic(Array(bytes))
+            throw .badMagic(MagicBytes(bytes))
         }
         let expected = withUnsafeBytes(of: RecordLayout.magic.bigEndian) { Array($0) }
-        if !bytes.elementsEqual(expected.prefix(bytes.count)) { throw .badMagic(Array(bytes)) }
+        if !bytes.elementsEqual(expected.prefix(bytes.count)) { throw .badMagic(MagicBytes(bytes)) }
     }
 }
 

@@ -40,57 +40,63 @@ public struct RecordWalker {
         case partial(offset: Int, needed: Int)
     }
 
-    private let bytes: UnsafeRawBufferPointer
-    private let mode: Mode
-    private let maxRecord: Int
-    private let complete: Bool
-    private let baseOffset: UInt64
+    // Inlinable (with its state usable from inlined code): every reader in
+    // the layers above calls `next()` once per record.
+    @usableFromInline let bytes: UnsafeRawBufferPointer
+    @usableFromInline let mode: Mode
+    @usableFromInline let maxRecord: Int
+    @usableFromInline let complete: Bool
+    @usableFromInline let baseOffset: UInt64
+    @usableFromInline var nextOffset: Int
     /// Where the next step starts.
-    public private(set) var position: Int
-    private var stopped = false
+    public var position: Int { nextOffset }
+    @usableFromInline var stopped = false
 
     /// Walks `bytes` from `position`; offsets in faults are `baseOffset`
     /// plus the position in `bytes`.
+    @inlinable
     public init(_ bytes: UnsafeRawBufferPointer, mode: Mode, maxRecord: Int, from position: Int = 0, baseOffset: UInt64 = 0, complete: Bool = true) {
         self.bytes = bytes
         self.mode = mode
         self.maxRecord = maxRecord
         self.complete = complete
         self.baseOffset = baseOffset
-        self.position = position
+        self.nextOffset = position
     }
 
+    @inlinable
     public mutating func next() -> Step? {
-        guard !stopped, position < bytes.count else { return nil }
-        let rest = UnsafeRawBufferPointer(rebasing: bytes[position...])
+        guard !stopped, nextOffset < bytes.count, let base = bytes.baseAddress else { return nil }
+        // Pointer arithmetic rather than slices: this runs once per record.
+        let rest = UnsafeRawBufferPointer(start: base + nextOffset, count: bytes.count - nextOffset)
         // Only the end of the input can cut a record short; until then, wait
         // for all of it, so errors never depend on read sizes.
         if !complete && rest.count < RecordLayout.headerSize {
             stopped = true
-            return .partial(offset: position, needed: RecordLayout.headerSize)
+            return .partial(offset: nextOffset, needed: RecordLayout.headerSize)
         }
         do throws(RecordError) {
             let header = try RecordHeader.parse(rest, maxRecord: maxRecord)
             guard header.length <= rest.count else {
                 if !complete {
                     stopped = true
-                    return .partial(offset: position, needed: header.length)
+                    return .partial(offset: nextOffset, needed: header.length)
                 }
                 throw .incompletePayload(available: rest.count, length: header.length)
             }
-            let record = RecordView(header: header, bytes: UnsafeRawBufferPointer(rebasing: rest[0..<header.length]))
+            let record = RecordView(header: header, bytes: UnsafeRawBufferPointer(start: base + nextOffset, count: header.length))
             if mode != .strict { try record.verify() }
-            let offset = position
-            position += header.length
+            let offset = nextOffset
+            nextOffset += header.length
             return .record(record, offset: offset)
         } catch {
-            let fault = RecordFault(offset: baseOffset + UInt64(position), error: error)
+            let fault = RecordFault(offset: baseOffset + UInt64(nextOffset), error: error)
             guard mode == .resynchronising else {
                 stopped = true
                 return .damage(fault, end: bytes.count)
             }
-            position = RecordWalker.nextValidRecord(bytes, after: position, maxRecord: maxRecord) ?? bytes.count
-            return .damage(fault, end: position)
+            nextOffset = RecordWalker.nextValidRecord(bytes, after: nextOffset, maxRecord: maxRecord) ?? bytes.count
+            return .damage(fault, end: nextOffset)
         }
     }
 

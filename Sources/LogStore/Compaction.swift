@@ -79,6 +79,7 @@ public enum Compaction {
         var offsets: [Int] = []
         var keyed: [UInt64] = []
         var continues: [Bool] = []
+        var puts: [Bool] = []
         var openBatch: (offset: Int, records: Int)?
         var walker = RecordWalker(segment, mode: .verified, maxRecord: maxRecord)
         while let step = walker.next() {
@@ -87,6 +88,7 @@ public enum Compaction {
                 keyed.append(UInt64(KeyHash.hash(record.key)) << 32 | UInt64(offsets.count))
                 offsets.append(offset)
                 continues.append(record.continues)
+                puts.append(record.type == .put)
                 openBatch = record.continues ? (openBatch?.offset ?? offset, (openBatch?.records ?? 0) + 1) : nil
             case .damage(let fault, _):
                 throw SegmentFault(path: path, fault: fault)
@@ -99,7 +101,7 @@ public enum Compaction {
         }
         let dead = KeyHash.overwritten(keyed, offsets: offsets, segment: segment)
         for (number, isDead) in dead.enumerated() where isDead {
-            if RecordView.verified(segment, at: offsets[number]).type == .put {
+            if puts[number] {
                 report.droppedOverwritten += 1
             } else {
                 report.droppedTombstones += 1
@@ -113,14 +115,14 @@ public enum Compaction {
         for number in offsets.indices.reversed() {
             if !continues[number] { later = false }
             keptLater[number] = later
-            if !dead[number] && RecordView.verified(segment, at: offsets[number]).type == .put { later = true }
+            if !dead[number] && puts[number] { later = true }
         }
         for (number, offset) in offsets.enumerated() where !dead[number] {
-            let record = RecordView.verified(segment, at: offset)
-            if record.type == .delete {
+            guard puts[number] else {
                 report.droppedTombstones += 1
                 continue
             }
+            let record = RecordView.verified(segment, at: offset)
             let p = try out.room(for: record.length)
             p.copyMemory(from: record.bytes.baseAddress!, byteCount: record.length)
             var checksum = record.checksum

@@ -149,7 +149,7 @@ struct RecordReaderTests {
         let data = Vectors.put + Vectors.put + utf8("hello, this is not a record at all\n")
         let result = try readRecords(file: data, chunk: 64)
         #expect(result.records.map(\.offset) == [0, 35])
-        #expect(result.fault == RecordFault(offset: 70, error: .badMagic(utf8("hell"))))
+        #expect(result.fault == RecordFault(offset: 70, error: .badMagic(MagicBytes(utf8("hell")))))
         #expect(result.fault?.message == "offset 70: bad magic 0x68656c6c, expected 0x894c4f47")
     }
 
@@ -159,7 +159,7 @@ struct RecordReaderTests {
         let data = Vectors.put + utf8("hello, this is not a record at all\n")
         let result = try readRecords(file: data, chunk: chunk)
         #expect(result.records.map(\.offset) == [0])
-        #expect(result.fault == RecordFault(offset: 35, error: .badMagic(utf8("hell"))))
+        #expect(result.fault == RecordFault(offset: 35, error: .badMagic(MagicBytes(utf8("hell")))))
         #expect(result.fault?.message == "offset 35: bad magic 0x68656c6c, expected 0x894c4f47")
     }
 
@@ -167,7 +167,7 @@ struct RecordReaderTests {
     func shortGarbage() throws {
         let result = try readRecords(file: Vectors.put + utf8("ok"), chunk: 64)
         #expect(result.records.map(\.offset) == [0])
-        #expect(result.fault == RecordFault(offset: 35, error: .badMagic(utf8("ok"))))
+        #expect(result.fault == RecordFault(offset: 35, error: .badMagic(MagicBytes(utf8("ok")))))
     }
 
     @Test("a damaged record in the middle stops the stream there; the records before it were delivered")

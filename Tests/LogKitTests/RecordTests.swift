@@ -157,25 +157,25 @@ struct RecordValidationTests {
     @Test("badMagic: checked as soon as four bytes are there")
     func badMagic() {
         let text = utf8("{\"key\":\"name\",\"value\":\"ish\"}")
-        #expect(parseRecord(text).failure == .badMagic(utf8("{\"ke")))
-        #expect(parseHeader(Array(text.prefix(4))).failure == .badMagic(utf8("{\"ke")))
-        #expect(RecordError.badMagic(utf8("{\"ke")).reason == "bad magic 0x7b226b65, expected 0x894c4f47")
+        #expect(parseRecord(text).failure == .badMagic(MagicBytes(utf8("{\"ke"))))
+        #expect(parseHeader(Array(text.prefix(4))).failure == .badMagic(MagicBytes(utf8("{\"ke"))))
+        #expect(RecordError.badMagic(MagicBytes(utf8("{\"ke"))).reason == "bad magic 0x7b226b65, expected 0x894c4f47")
         var almost = Vectors.put
         almost[3] = 0x46
-        #expect(parseRecord(almost).failure == .badMagic([0x89, 0x4c, 0x4f, 0x46]))
+        #expect(parseRecord(almost).failure == .badMagic(MagicBytes([0x89, 0x4c, 0x4f, 0x46])))
         var zeros = Vectors.put
         zeros.replaceSubrange(0..<4, with: [0, 0, 0, 0])
-        #expect(parseRecord(zeros).failure == .badMagic([0, 0, 0, 0]))
-        #expect(RecordError.badMagic([0, 0, 0, 0]).reason == "bad magic 0x00000000, expected 0x894c4f47")
+        #expect(parseRecord(zeros).failure == .badMagic(MagicBytes([0, 0, 0, 0])))
+        #expect(RecordError.badMagic(MagicBytes([0, 0, 0, 0])).reason == "bad magic 0x00000000, expected 0x894c4f47")
     }
 
     @Test("badMagic: fewer than four bytes that cannot start a record are bad magic, not a short header", arguments: [
         ([UInt8(0x7b)], "0x7b"), ([0x0a], "0x0a"), ([0x89, 0x00], "0x8900"), ([0x89, 0x4c, 0x4e], "0x894c4e"), ([0x68, 0x69, 0x0a], "0x68690a"),
     ])
     func shortBadMagic(bytes: [UInt8], printed: String) {
-        #expect(parseHeader(bytes).failure == .badMagic(bytes))
-        #expect(parseRecord(bytes).failure == .badMagic(bytes))
-        #expect(RecordError.badMagic(bytes).reason == "bad magic \(printed), expected 0x894c4f47")
+        #expect(parseHeader(bytes).failure == .badMagic(MagicBytes(bytes)))
+        #expect(parseRecord(bytes).failure == .badMagic(MagicBytes(bytes)))
+        #expect(RecordError.badMagic(MagicBytes(bytes)).reason == "bad magic \(printed), expected 0x894c4f47")
     }
 
     @Test("unsupportedVersion", arguments: [UInt8(0), 2, 255])
@@ -355,7 +355,7 @@ struct RecordValidationTests {
     @Test("fields are checked in the order they arrive")
     func checkOrder() {
         // bad magic wins over everything after it
-        #expect(parseRecord(Reference.header(magic: 1, version: 9, type: 9, reserved: 9, keyLength: 0, valueLength: 0)).failure == .badMagic([0, 0, 0, 1]))
+        #expect(parseRecord(Reference.header(magic: 1, version: 9, type: 9, reserved: 9, keyLength: 0, valueLength: 0)).failure == .badMagic(MagicBytes([0, 0, 0, 1])))
         // version before type
         #expect(parseRecord(Reference.header(version: 9, type: 9, keyLength: 1, valueLength: 0)).failure == .unsupportedVersion(9))
         // type before flags
@@ -380,7 +380,7 @@ struct RecordValidationTests {
     @Test("every error has a distinct reason")
     func distinctReasons() {
         let errors: [RecordError] = [
-            .incompleteHeader(available: 3), .badMagic([1]), .unsupportedVersion(2), .unknownType(3),
+            .incompleteHeader(available: 3), .badMagic(MagicBytes([1])), .unsupportedVersion(2), .unknownType(3),
             .unknownFlags(2), .nonZeroReserved(1), .emptyKey, .deleteWithValue(valueLength: 1), .tooLarge(length: 99, limit: 98),
             .incompletePayload(available: 30, length: 35), .checksumMismatch(stored: 1, computed: 2), .keyNotUTF8,
         ]
