@@ -19,7 +19,7 @@ INDEX    ?= $(DATA)/index.json
 FIXTURES ?= fixtures
 SIZES    ?= 10000,100000,1000000
 
-.PHONY: all build deps test unit golden demo install clean help put delete scan inspect index get recover compact crash-demo bench bench-quick torture follow
+.PHONY: all build deps test unit golden demo install clean help put delete scan inspect index get recover compact crash-demo bench bench-quick torture follow fuzz fuzz-quick
 
 # KEY, VALUE and OFFSET reach the recipes through the environment, unexpanded,
 # so keys with spaces, quotes or dollar signs pass through make and the shell
@@ -51,6 +51,7 @@ help:
 	@echo "make recover             logfix SEGMENT (torn tail), then rebuild INDEX"
 	@echo "make compact             logpack --in-place SEGMENT, rewriting INDEX"
 	@echo "make crash-demo          append, cut the tail mid-record, recover, show the report"
+	@echo "make fuzz                each fuzz target for FUZZ_SECONDS=$(FUZZ_SECONDS) s (make fuzz-quick: a short run)"
 	@echo "make torture             200 rounds of kill -9 of writers and compactions (TORTURE_ROUNDS)"
 	@echo "make bench               logkit beside its peers at SIZES=$(SIZES); reports in REPORTS"
 	@echo "make bench-quick         a smoke run of the benchmark, under a minute"
@@ -87,6 +88,18 @@ test: deps build
 	$(SWIFT) test --disable-xctest || status=1; \
 	Tests/golden/run.sh || status=1; \
 	exit $$status
+
+# Coverage-guided fuzzing (libFuzzer, swiftc -sanitize=fuzzer) of the record
+# walker, the JSON line parser, the index line parser and recovery, each
+# checked against a simple model; Fuzz/README.md says what each checks, and
+# which rules the models do not know yet (so make test does not run them).
+FUZZ_SECONDS    ?= 120
+FUZZ_QUICK_RUNS ?= 2000
+fuzz:
+	Fuzz/run.sh --seconds $(FUZZ_SECONDS)
+
+fuzz-quick:
+	Fuzz/run.sh --runs $(FUZZ_QUICK_RUNS)
 
 unit:
 	$(SWIFT) test --disable-xctest

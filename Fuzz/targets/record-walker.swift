@@ -1,0 +1,674 @@
+// Fuzz target `record-walker`: arbitrary bytes as a segment, read by every
+// record reader logkit has, each checked against an independent model of
+// docs/format.md written below (a table-driven CRC-32, the stdlib's UTF-8
+// validation, the rules in the order the bytes arrive).
+//
+// Invariants (names for FUZZ_SKIP, see Fuzz/README.md):
+//   header-prefix  RecordHeader.parse of every prefix of the first 28 bytes
+//                  fails with the model's error, or succeeds with its fields
+//   reader         RecordReader (verify on and off, tiny and large chunks, a
+//                  small --max-record, a start offset) yields exactly the
+//                  model's valid prefix and throws the model's first error at
+//                  the model's offset
+//   view-bytes     every record handed out is the input's bytes at its offset
+//   walker         RecordWalker, strict and verified, over all of the input or
+//                  a prefix of it marked incomplete (a streaming read): the
+//                  model's records, then its first error (at baseOffset plus
+//                  the position) or `.partial` with the bytes needed
+//   sequence       RecordSequence yields the model's structurally valid prefix
+//   walk-tiling    Recovery.walk reports records and damage that tile the
+//                  input: in order, never overlapping, inside it, each
+//                  damaged range followed by a record
+//   resync-extent  a resync never yields a record inside the declared extent
+//                  of a damaged record whose header is intact (it parses and
+//                  no chain of valid records inside runs across its end; see
+//                  Model.extent)
+//   walk-model     Recovery.walk gives exactly the model's records, errors
+//                  and resync points (the first valid record allowed)
+//   resync-skips-records
+//                  the one walk-model difference named apart: after a header
+//                  whose length a chain of records contradicts, the scan
+//                  resumed at that chain instead of byte by byte, skipping
+//                  valid records before it
+//   record-at      FileDescriptor.record(at:) (logscan --at, logidx get) at
+//                  any offset gives the model's record or error
+//   alloc-reader   RecordReader never allocates more than 4 x (input + chunk)
+//                  + 4 KiB: memory follows the bytes present, not a declared length
+//   alloc-at       record(at:) never allocates more than 2 x input + 4 KiB
+//
+// A custom mutator reseals CRCs of record-shaped byte ranges after libFuzzer's
+// own mutation, so inputs keep reaching the checks behind the checksum.
+
+// The library under test: Common, or the modules it is split into.
+#if canImport(Common)
+@testable import Common
+#endif
+#if canImport(LogFormat)
+@testable import LogFormat
+#endif
+#if canImport(LogIO)
+@testable import LogIO
+#endif
+#if canImport(LogJSON)
+@testable import LogJSON
+#endif
+#if canImport(LogStore)
+@testable import LogStore
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// MARK: - The model of the format
+
+enum Model {
+    static let magic: [UInt8] = [0x89, 0x4C, 0x4F, 0x47]
+    static let headerSize = 28
+
+    static let crcTable: [UInt32] = (0..<256).map { n in
+        var c = UInt32(n)
+        for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
+        return c
+    }
+
+    static func crc(_ parts: ArraySlice<UInt8>...) -> UInt32 {
+        var c: UInt32 = 0xFFFF_FFFF
+        for part in parts {
+            for b in part { c = crcTable[Int((c ^ UInt32(b)) & 0xFF)] ^ (c >> 8) }
+        }
+        return ~c
+    }
+
+    /// The first 0x89 (the magic's first byte) in `a[from..<to]`, or `to`.
+    /// (memchr: scanning byte by byte in instrumented code is slow.)
+    static func nextMagicByte(_ a: [UInt8], from: Int, to: Int) -> Int {
+        guard from < to else { return to }
+        return a.withUnsafeBytes { raw in
+            guard let hit = memchr(raw.baseAddress! + from, 0x89, to - from) else { return to }
+            return UnsafeRawPointer(hit) - raw.baseAddress!
+        }
+    }
+
+    static func be32(_ a: [UInt8], _ i: Int) -> UInt32 {
+        UInt32(a[i]) << 24 | UInt32(a[i + 1]) << 16 | UInt32(a[i + 2]) << 8 | UInt32(a[i + 3])
+    }
+
+    static func be64(_ a: [UInt8], _ i: Int) -> UInt64 { UInt64(be32(a, i)) << 32 | UInt64(be32(a, i + 4)) }
+
+    struct Header: Equatable {
+        var type: UInt8
+        var continues: Bool
+        var keyLength: Int
+        var valueLength: Int
+        var timestamp: UInt64
+        var checksum: UInt32
+        var length: Int { headerSize + keyLength + valueLength }
+    }
+
+    struct Record: Equatable, CustomStringConvertible {
+        var offset: Int
+        var header: Header
+        var length: Int { header.length }
+        var end: Int { offset + length }
+        var description: String { "record at \(offset) (\(length) bytes, \(header))" }
+    }
+
+    /// The header at `p`, checked field by field as the bytes arrive.
+    static func header(_ a: [UInt8], at p: Int, maxRecord: Int) -> Result<Header, RecordError> {
+        let available = a.count - p
+        let m = min(4, available)
+        for k in 0..<m where a[p + k] != magic[k] { return .failure(.badMagic(MagicBytes(a[p..<(p + m)]))) }
+        if available < 5 { return .failure(.incompleteHeader(available: available)) }
+        if a[p + 4] != 1 { return .failure(.unsupportedVersion(a[p + 4])) }
+        if available < 6 { return .failure(.incompleteHeader(available: available)) }
+        let type = a[p + 5]
+        if type != 1 && type != 2 { return .failure(.unknownType(type)) }
+        if available < 7 { return .failure(.incompleteHeader(available: available)) }
+        let flags = a[p + 6]
+        if flags & 0xFE != 0 { return .failure(.unknownFlags(flags)) }
+        if available < 8 { return .failure(.incompleteHeader(available: available)) }
+        if a[p + 7] != 0 { return .failure(.nonZeroReserved(a[p + 7])) }
+        if available < 12 { return .failure(.incompleteHeader(available: available)) }
+        let k = be32(a, p + 8)
+        if k == 0 { return .failure(.emptyKey) }
+        if available < 16 { return .failure(.incompleteHeader(available: available)) }
+        let v = be32(a, p + 12)
+        if type == 2 && v != 0 { return .failure(.deleteWithValue(valueLength: v)) }
+        let length = UInt64(headerSize) + UInt64(k) + UInt64(v)
+        if length > UInt64(maxRecord) { return .failure(.tooLarge(length: length, limit: maxRecord)) }
+        if available < headerSize { return .failure(.incompleteHeader(available: available)) }
+        return .success(Header(type: type, continues: flags & 1 != 0, keyLength: Int(k), valueLength: Int(v),
+                               timestamp: be64(a, p + 16), checksum: be32(a, p + 24)))
+    }
+
+    enum Outcome {
+        case record(Record)
+        /// `extent`: the declared length, when the header itself is intact.
+        case fault(RecordError, extent: Int?)
+    }
+
+    /// The record at `p`, or why there is none.
+    static func parse(_ a: [UInt8], at p: Int, maxRecord: Int, verify: Bool) -> Outcome {
+        let h: Header
+        switch header(a, at: p, maxRecord: maxRecord) {
+        case .failure(let error): return .fault(error, extent: nil)
+        case .success(let parsed): h = parsed
+        }
+        let available = a.count - p
+        if available < h.length { return .fault(.incompletePayload(available: available, length: h.length), extent: h.length) }
+        if verify {
+            let computed = crc(a[p..<(p + 24)], a[(p + headerSize)..<(p + h.length)])
+            if computed != h.checksum { return .fault(.checksumMismatch(stored: h.checksum, computed: computed), extent: h.length) }
+            let key = a[(p + headerSize)..<(p + headerSize + h.keyLength)]
+            if String(validating: key, as: UTF8.self) == nil { return .fault(.keyNotUTF8, extent: h.length) }
+        }
+        return .record(Record(offset: p, header: h))
+    }
+
+    /// A strict reader: records from `from` until the first error.
+    static func strict(_ a: [UInt8], from: Int, maxRecord: Int, verify: Bool) -> (records: [Record], fault: RecordFault?) {
+        var records: [Record] = []
+        var p = from
+        while p < a.count {
+            switch parse(a, at: p, maxRecord: maxRecord, verify: verify) {
+            case .record(let r):
+                records.append(r)
+                p = r.end
+            case .fault(let error, _):
+                return (records, RecordFault(offset: UInt64(p), error: error))
+            }
+        }
+        return (records, nil)
+    }
+
+    enum Event: Equatable, CustomStringConvertible {
+        case record(Record)
+        case damage(RecordFault, end: Int)
+        var description: String {
+            switch self {
+            case .record(let r): return r.description
+            case .damage(let f, let end): return "damage \(f.offset)..<\(end): \(f.error.reason)"
+            }
+        }
+    }
+
+    enum Extent {
+        /// The header does not parse: the extent is unknown.
+        case none
+        /// The header parses and the bytes agree with its length.
+        case intact(end: Int)
+        /// The header parses, but a chain of valid records that starts at
+        /// `chain`, inside the extent, contradicts its length.
+        case contradicted(chain: Int)
+    }
+
+    /// The declared extent of the damaged record at `p` (RecordWalker.swift): its
+    /// header is intact if it parses and the bytes agree with its length.
+    /// They disagree when a chain of valid records found inside the extent
+    /// (searching from p + 1, then on from the end of each chain that stops
+    /// inside it) runs across the extent's end, or, for an extent past the
+    /// end of the input, reaches exactly the end of the input.
+    static func extent(_ a: [UInt8], at p: Int, maxRecord: Int) -> Extent {
+        guard case .success(let h) = header(a, at: p, maxRecord: maxRecord) else { return .none }
+        let end = p + h.length
+        let limit = min(end, a.count)
+        var candidate = p + 1
+        while candidate < limit {
+            candidate = nextMagicByte(a, from: candidate, to: limit)
+            guard candidate < limit else { break }
+            guard case .record = parse(a, at: candidate, maxRecord: maxRecord, verify: true) else {
+                candidate += 1
+                continue
+            }
+            var chainEnd = candidate
+            while chainEnd < end, chainEnd < a.count, case .record(let r) = parse(a, at: chainEnd, maxRecord: maxRecord, verify: true) {
+                chainEnd = r.end
+            }
+            if chainEnd > end || (end > a.count && chainEnd == a.count) { return .contradicted(chain: candidate) }
+            candidate = chainEnd
+        }
+        return .intact(end: end)
+    }
+
+    /// How the scan goes on after a header whose length is contradicted.
+    enum Rule {
+        /// The contract (RecordWalker.swift): a contradicted length is itself
+        /// the damage and must not hide the records inside its extent, so
+        /// the search goes on from the damaged record's next byte, as for a
+        /// header that does not parse.
+        case documented
+        /// From the chain that contradicted the length, skipping any valid
+        /// record inside the extent before it (what the code did when this
+        /// target was written; used only to name that difference).
+        case contradictingChain
+    }
+
+    /// The resynchronising walk of the recovery contract: after damage at
+    /// `p`, the next record is the first valid one at or after the end of
+    /// the damaged record's declared extent if its header is intact, else the
+    /// first valid one after `p`, byte by byte.
+    static func walk(_ a: [UInt8], from: Int, maxRecord: Int, rule: Rule = .documented) -> [Event] {
+        var events: [Event] = []
+        var p = from
+        while p < a.count {
+            switch parse(a, at: p, maxRecord: maxRecord, verify: true) {
+            case .record(let r):
+                events.append(.record(r))
+                p = r.end
+            case .fault(let error, _):
+                var q: Int
+                switch (extent(a, at: p, maxRecord: maxRecord), rule) {
+                case (.none, _), (.contradicted, .documented): q = p + 1
+                case (.contradicted(let chain), .contradictingChain): q = chain
+                case (.intact(let end), _): q = end
+                }
+                while q < a.count {
+                    q = nextMagicByte(a, from: q, to: a.count)
+                    if q < a.count, case .record = parse(a, at: q, maxRecord: maxRecord, verify: true) { break }
+                    q += 1
+                }
+                let end = min(q, a.count)
+                events.append(.damage(RecordFault(offset: UInt64(p), error: error), end: end))
+                p = end
+            }
+        }
+        return events
+    }
+}
+
+// MARK: - Harness
+
+func say(_ text: String) {
+    var text = text
+    text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+}
+
+let skipped: Set<String> = {
+    guard let raw = getenv("FUZZ_SKIP") else { return [] }
+    return Set(String(cString: raw).split(separator: ",").map { String($0) })
+}()
+
+/// Stops the run with a finding unless the invariant is listed in FUZZ_SKIP.
+func check(_ name: String, _ condition: Bool, _ message: @autoclosure () -> String) {
+    if condition || skipped.contains(name) { return }
+    say("logkit-fuzz: invariant \(name) broken: \(message())\n")
+    abort()
+}
+
+@_extern(c, "__sanitizer_install_malloc_and_free_hooks")
+func installMallocHooks(
+    _ onMalloc: (@convention(c) (UnsafeRawPointer?, Int) -> Void)?, _ onFree: (@convention(c) (UnsafeRawPointer?) -> Void)?
+) -> Int32
+
+nonisolated(unsafe) var trackingAllocations = false
+nonisolated(unsafe) var largestAllocation = 0
+nonisolated(unsafe) var hooksInstalled = false
+
+/// Runs `body` and returns the size of the largest single allocation it made.
+func largestAllocation(during body: () -> Void) -> Int {
+    if !hooksInstalled {
+        hooksInstalled = true
+        _ = installMallocHooks({ _, size in
+            if trackingAllocations && size > largestAllocation { largestAllocation = size }
+        }, nil)
+    }
+    largestAllocation = 0
+    trackingAllocations = true
+    body()
+    trackingAllocations = false
+    return largestAllocation
+}
+
+/// An unlinked temporary file the readers read the input from.
+final class ScratchFile: @unchecked Sendable {
+    let fd: Int32
+
+    init() {
+        var directory = "/tmp"
+        if access("/dev/shm", W_OK) == 0 { directory = "/dev/shm" } else if let t = getenv("TMPDIR") { directory = String(cString: t) }
+        var template = Array("\(directory)/logkit-fuzz-XXXXXX".utf8CString)
+        fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        precondition(fd >= 0, "cannot create a scratch file in \(directory)")
+        _ = template.withUnsafeBufferPointer { unlink($0.baseAddress!) }
+    }
+
+    func fill(_ bytes: UnsafeRawBufferPointer) {
+        precondition(ftruncate(fd, 0) == 0)
+        var done = 0
+        while done < bytes.count {
+            let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(done))
+            precondition(n > 0)
+            done += n
+        }
+        rewind(to: 0)
+    }
+
+    func rewind(to offset: Int) { precondition(lseek(fd, off_t(offset), SEEK_SET) == off_t(offset)) }
+
+    var descriptor: FileDescriptor { FileDescriptor(raw: fd, path: "<fuzz input>") }
+}
+
+let scratch = ScratchFile()
+
+// MARK: - Checks
+
+func modelRecord(_ view: RecordView, offset: UInt64) -> Model.Record {
+    Model.Record(offset: Int(offset), header: Model.Header(
+        type: view.header.type.rawValue, continues: view.header.continues, keyLength: Int(view.header.keyLength),
+        valueLength: Int(view.header.valueLength), timestamp: view.timestamp, checksum: view.checksum))
+}
+
+func checkBytes(_ view: RecordView, offset: UInt64, _ a: [UInt8], _ what: String) {
+    let o = Int(offset)
+    check("view-bytes", o >= 0 && o + view.length <= a.count, "\(what): record at \(o) (\(view.length) bytes) outside the \(a.count)-byte input")
+    guard o + view.length <= a.count else { return }
+    let k = Int(view.header.keyLength)
+    check("view-bytes", Array(view.bytes) == Array(a[o..<(o + view.length)]), "\(what): record at \(o) is not the input's bytes")
+    check("view-bytes", Array(view.key) == Array(a[(o + 28)..<(o + 28 + k)]), "\(what): key of record at \(o) is not the input's bytes")
+    check("view-bytes", Array(view.value) == Array(a[(o + 28 + k)..<(o + view.length)]), "\(what): value of record at \(o) is not the input's bytes")
+}
+
+func checkHeaderPrefixes(_ a: [UInt8], maxRecord: Int) {
+    for k in 0...min(28, a.count) {
+        let prefix = Array(a[0..<k])
+        let expected = Model.header(prefix, at: 0, maxRecord: maxRecord)
+        let got: Result<RecordHeader, RecordError> = prefix.withUnsafeBytes { raw in
+            Result { () throws(RecordError) in try RecordHeader.parse(raw, maxRecord: maxRecord) }
+        }
+        switch (expected, got) {
+        case (.failure(let e), .failure(let g)):
+            check("header-prefix", e == g, "first \(k) bytes: error \(g.reason), model says \(e.reason)")
+        case (.success(let e), .success(let g)):
+            let h = Model.Header(type: g.type.rawValue, continues: g.continues, keyLength: Int(g.keyLength),
+                                 valueLength: Int(g.valueLength), timestamp: g.timestamp, checksum: g.checksum)
+            check("header-prefix", e == h && g.length == e.length, "first \(k) bytes: header \(h), model says \(e)")
+        case (.failure(let e), .success(let g)):
+            check("header-prefix", false, "first \(k) bytes: accepted header \(g), model says \(e.reason)")
+        case (.success(let e), .failure(let g)):
+            check("header-prefix", false, "first \(k) bytes: error \(g.reason), model accepts \(e)")
+        }
+    }
+}
+
+func checkReader(_ a: [UInt8], chunk: Int, maxRecord: Int, verify: Bool, from: Int) {
+    let what = "RecordReader(chunk \(chunk), maxRecord \(maxRecord), verify \(verify), from \(from))"
+    var records: [Model.Record] = []
+    var fault: RecordFault?
+    var other: (any Error)?
+    scratch.rewind(to: from)
+    let largest = largestAllocation {
+        let reader = RecordReader(source: scratch.descriptor, maxRecord: maxRecord, verify: verify, startOffset: UInt64(from), chunk: chunk)
+        do {
+            try reader.forEach { view, offset in
+                checkBytes(view, offset: offset, a, what)
+                records.append(modelRecord(view, offset: offset))
+            }
+        } catch let f as RecordFault {
+            fault = f
+        } catch {
+            other = error
+        }
+    }
+    check("reader", other == nil, "\(what): unexpected error \(String(describing: other))")
+    let expected = Model.strict(a, from: from, maxRecord: maxRecord, verify: verify)
+    check("reader", records == expected.records, "\(what): records \(records), model says \(expected.records)")
+    check("reader", fault == expected.fault,
+          "\(what): fault \(fault.map(\.message) ?? "none"), model says \(expected.fault.map(\.message) ?? "none")")
+    let bound = 4 * (a.count + chunk) + 4096
+    check("alloc-reader", largest <= bound,
+          "\(what): allocated \(largest) bytes at once for a \(a.count)-byte input (bound \(bound)); fault \(fault.map(\.message) ?? "none")")
+}
+
+func checkSequence(_ a: [UInt8], _ raw: UnsafeRawBufferPointer) {
+    var records: [Model.Record] = []
+    for view in RecordSequence(raw) {
+        let offset = view.bytes.baseAddress! - raw.baseAddress!
+        checkBytes(view, offset: UInt64(offset), a, "RecordSequence")
+        records.append(modelRecord(view, offset: UInt64(offset)))
+    }
+    let expected = Model.strict(a, from: 0, maxRecord: Int.max, verify: false).records
+    check("sequence", records == expected, "RecordSequence yields \(records), model says \(expected)")
+}
+
+func checkWalk(_ a: [UInt8], _ raw: UnsafeRawBufferPointer, from: Int, maxRecord: Int) {
+    let what = "Recovery.walk(from \(from), maxRecord \(maxRecord))"
+    var events: [Model.Event] = []
+    Recovery.walk(raw, from: UInt64(from), maxRecord: maxRecord) { event in
+        switch event {
+        case .record(let view, let offset):
+            checkBytes(view, offset: offset, a, what)
+            events.append(.record(modelRecord(view, offset: offset)))
+        case .damage(let fault, let end):
+            events.append(.damage(fault, end: Int(end)))
+        }
+    }
+    // Tiling: each event starts where the previous one ended, inside the input.
+    var position = from
+    for (n, event) in events.enumerated() {
+        switch event {
+        case .record(let r):
+            check("walk-tiling", r.offset == position && r.end <= a.count, "\(what): \(r) after position \(position)")
+            position = r.end
+        case .damage(let f, let end):
+            check("walk-tiling", Int(f.offset) == position && end > position && end <= a.count,
+                  "\(what): damage \(f.offset)..<\(end) after position \(position)")
+            if n + 1 < events.count, case .damage = events[n + 1] {
+                check("walk-tiling", false, "\(what): two damaged ranges in a row at \(end)")
+            }
+            position = end
+        }
+    }
+    check("walk-tiling", position == max(from, a.count),
+          "\(what): events end at \(position) of \(a.count)")
+    // The contract rule: nothing inside an intact header's declared extent.
+    for event in events {
+        guard case .damage(let f, _) = event else { continue }
+        let p = Int(f.offset)
+        guard case .intact(let end) = Model.extent(a, at: p, maxRecord: maxRecord) else { continue }
+        for inner in events {
+            if case .record(let r) = inner, r.offset > p, r.offset < end {
+                check("resync-extent", false,
+                      "\(what): \(r) lies inside the declared extent \(p)..<\(end) of the damaged record at \(p) (\(f.error.reason)), whose header is intact")
+            }
+        }
+    }
+    let expected = Model.walk(a, from: from, maxRecord: maxRecord)
+    if events != expected && events == Model.walk(a, from: from, maxRecord: maxRecord, rule: .contradictingChain) {
+        check("resync-skips-records", false,
+              "\(what): after a header whose length a chain of records contradicts, the scan resumed at that chain, "
+                  + "skipping valid records before it\n  got:   \(events)\n  model: \(expected)")
+    } else {
+        check("walk-model", events == expected, "\(what): events\n  got:   \(events)\n  model: \(expected)")
+    }
+}
+
+/// RecordWalker in strict or verified mode, over the whole input
+/// (`complete`) or a prefix of it as a streaming read sees it: the model's
+/// records, then its first error as damage running to the end, or, for a
+/// prefix, `.partial` with the bytes the cut record needs.
+func checkWalker(_ a: [UInt8], _ raw: UnsafeRawBufferPointer, verify: Bool, maxRecord: Int, from: Int, base: UInt64, prefix: Int? = nil) {
+    let count = prefix ?? a.count
+    let what = "RecordWalker(\(verify ? "verified" : "strict"), maxRecord \(maxRecord), from \(from), baseOffset \(base), "
+        + (prefix.map { "first \($0) of \(a.count) bytes, incomplete" } ?? "complete") + ")"
+    var steps: [String] = []
+    var walker = RecordWalker(UnsafeRawBufferPointer(rebasing: raw[0..<count]), mode: verify ? .verified : .strict,
+                              maxRecord: maxRecord, from: from, baseOffset: base, complete: prefix == nil)
+    while let step = walker.next() {
+        switch step {
+        case .record(let view, let offset):
+            checkBytes(view, offset: UInt64(offset), a, what)
+            steps.append(modelRecord(view, offset: UInt64(offset)).description)
+        case .damage(let fault, let end):
+            steps.append("damage \(fault.offset)..<\(end): \(fault.error.reason)")
+        case .partial(let offset, let needed):
+            steps.append("partial at \(offset), needs \(needed)")
+        }
+        if steps.count > count + 2 {
+            check("walker", false, "\(what): \(steps.count) steps over \(count) bytes, and more")
+            return
+        }
+    }
+    // The model: a strict walk of the bytes there.
+    var expected: [String] = []
+    var p = from
+    let cut = Array(a[0..<count])
+    while p < count {
+        if prefix != nil && count - p < Model.headerSize {
+            expected.append("partial at \(p), needs \(Model.headerSize)")
+            break
+        }
+        if prefix != nil, case .success(let h) = Model.header(cut, at: p, maxRecord: maxRecord), h.length > count - p {
+            expected.append("partial at \(p), needs \(h.length)")
+            break
+        }
+        switch Model.parse(cut, at: p, maxRecord: maxRecord, verify: verify) {
+        case .record(let r):
+            expected.append(r.description)
+            p = r.end
+            continue
+        case .fault(let error, _):
+            expected.append("damage \(base + UInt64(p))..<\(count): \(error.reason)")
+        }
+        break
+    }
+    check("walker", steps == expected, "\(what): steps\n  got:   \(steps)\n  model: \(expected)")
+}
+
+func checkRecordAt(_ a: [UInt8], maxRecord: Int) {
+    // The offsets of the strict walk, every magic byte, and the last byte.
+    var offsets = Model.strict(a, from: 0, maxRecord: maxRecord, verify: true).records.map(\.offset)
+    var q = Model.nextMagicByte(a, from: 0, to: a.count)
+    while q < a.count && offsets.count < 24 {
+        offsets.append(q)
+        q = Model.nextMagicByte(a, from: q + 1, to: a.count)
+    }
+    if !a.isEmpty { offsets.append(a.count - 1) }
+    let buffer = ByteBuffer(capacity: 64)
+    for offset in offsets {
+        for known in [nil, UInt64(a.count - offset)] as [UInt64?] {
+            let what = "record(at: \(offset), length: \(known.map(String.init) ?? "nil"))"
+            var got: Result<Model.Record, RecordError>?
+            var other: (any Error)?
+            let largest = largestAllocation {
+                do {
+                    let view = try scratch.descriptor.record(
+                        at: UInt64(offset), size: UInt64(a.count), length: known, maxRecord: maxRecord, verify: true, buffer: buffer)
+                    check("record-at", Array(view.bytes) == Array(a[offset..<min(a.count, offset + view.length)]),
+                          "\(what): the record's bytes are not the input's")
+                    got = .success(modelRecord(view, offset: UInt64(offset)))
+                } catch let fault as SegmentFault {
+                    check("record-at", fault.fault.offset == UInt64(offset), "\(what): fault names offset \(fault.fault.offset)")
+                    got = .failure(fault.fault.error)
+                } catch {
+                    other = error
+                }
+            }
+            check("record-at", other == nil, "\(what): unexpected error \(String(describing: other))")
+            switch (Model.parse(a, at: offset, maxRecord: maxRecord, verify: true), got) {
+            case (.record(let r), .success(let g)): check("record-at", r == g, "\(what): \(g), model says \(r)")
+            case (.fault(let e, _), .failure(let g)): check("record-at", e == g, "\(what): \(g.reason), model says \(e.reason)")
+            case (let e, let g): check("record-at", false, "\(what): \(String(describing: g)), model says \(e)")
+            }
+            let bound = 2 * a.count + 4096
+            check("alloc-at", largest <= bound, "\(what): allocated \(largest) bytes at once for a \(a.count)-byte input (bound \(bound))")
+        }
+    }
+}
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let raw = UnsafeRawBufferPointer(start: data, count: size)
+    let a = Array(raw)
+    scratch.fill(raw)
+    let small = 100
+    let firstEnd: Int? = {
+        if case .record(let r) = Model.parse(a, at: 0, maxRecord: RecordLayout.defaultMaxRecord, verify: true) { return r.end }
+        return nil
+    }()
+
+    checkHeaderPrefixes(a, maxRecord: RecordLayout.defaultMaxRecord)
+    checkHeaderPrefixes(a, maxRecord: small)
+    checkReader(a, chunk: 1, maxRecord: RecordLayout.defaultMaxRecord, verify: true, from: 0)
+    checkReader(a, chunk: 37, maxRecord: small, verify: true, from: 0)
+    checkReader(a, chunk: 64, maxRecord: RecordLayout.defaultMaxRecord, verify: false, from: 0)
+    checkReader(a, chunk: 1 << 16, maxRecord: RecordLayout.defaultMaxRecord, verify: true, from: 0)
+    if let firstEnd { checkReader(a, chunk: 29, maxRecord: RecordLayout.defaultMaxRecord, verify: true, from: firstEnd) }
+    checkWalker(a, raw, verify: false, maxRecord: RecordLayout.defaultMaxRecord, from: 0, base: 0)
+    checkWalker(a, raw, verify: true, maxRecord: small, from: firstEnd ?? 0, base: 1000)
+    if size > 1 {
+        checkWalker(a, raw, verify: true, maxRecord: RecordLayout.defaultMaxRecord, from: 0, base: 0, prefix: size / 2)
+        checkWalker(a, raw, verify: false, maxRecord: small, from: 0, base: 0, prefix: size - 1)
+    }
+    checkSequence(a, raw)
+    checkWalk(a, raw, from: 0, maxRecord: RecordLayout.defaultMaxRecord)
+    checkWalk(a, raw, from: 0, maxRecord: small)
+    if let firstEnd { checkWalk(a, raw, from: firstEnd, maxRecord: RecordLayout.defaultMaxRecord) }
+    checkRecordAt(a, maxRecord: RecordLayout.defaultMaxRecord)
+    return 0
+}
+
+// MARK: - Mutator
+
+@_extern(c, "LLVMFuzzerMutate")
+func LLVMFuzzerMutate(_ data: UnsafeMutablePointer<UInt8>, _ size: Int, _ maxSize: Int) -> Int
+
+struct Random {
+    var state: UInt64
+    init(_ seed: UInt32) { state = UInt64(seed) &* 0x9E37_79B9_7F4A_7C15 | 1 }
+    mutating func next() -> UInt64 {
+        state ^= state << 13
+        state ^= state >> 7
+        state ^= state << 17
+        return state
+    }
+    mutating func chance(_ oneIn: UInt64) -> Bool { next() % oneIn == 0 }
+}
+
+/// libFuzzer's mutation, then sometimes the lengths of one header stretched to
+/// reach the next magic, and most of the record-shaped ranges resealed.
+@_cdecl("LLVMFuzzerCustomMutator")
+public func customMutator(_ data: UnsafeMutablePointer<UInt8>, _ size: Int, _ maxSize: Int, _ seed: UInt32) -> Int {
+    var random = Random(seed)
+    let n = LLVMFuzzerMutate(data, size, maxSize)
+    if random.chance(3) { return n }
+    func isMagic(_ q: Int) -> Bool {
+        q + 4 <= n && data[q] == 0x89 && data[q + 1] == 0x4C && data[q + 2] == 0x4F && data[q + 3] == 0x47
+    }
+    func load32(_ q: Int) -> Int { Int(data[q]) << 24 | Int(data[q + 1]) << 16 | Int(data[q + 2]) << 8 | Int(data[q + 3]) }
+    func store32(_ v: UInt32, _ q: Int) {
+        data[q] = UInt8(v >> 24); data[q + 1] = UInt8(v >> 16 & 0xFF); data[q + 2] = UInt8(v >> 8 & 0xFF); data[q + 3] = UInt8(v & 0xFF)
+    }
+    var starts: [Int] = []
+    var q = 0
+    while q < n, let hit = memchr(data + q, 0x89, n - q) {
+        q = UnsafeMutableRawPointer(hit) - UnsafeMutableRawPointer(data)
+        if isMagic(q) { starts.append(q) }
+        q += 1
+    }
+    if !starts.isEmpty && random.chance(4) {
+        // Make one header's lengths reach exactly the next magic (or the end).
+        let pick = Int(random.next() % UInt64(starts.count))
+        let q = starts[pick]
+        let next = pick + 1 < starts.count ? starts[pick + 1] : n
+        let room = next - q - 28
+        if q + 28 <= n && room >= 1 {
+            let k = min(max(1, load32(q + 8)), room)
+            data[q + 4] = 1
+            data[q + 6] &= 1
+            data[q + 7] = 0
+            if data[q + 5] != 1 && data[q + 5] != 2 { data[q + 5] = 1 }
+            if room - k > 0 { data[q + 5] = 1 }
+            store32(UInt32(k), q + 8)
+            store32(UInt32(room - k), q + 12)
+        }
+    }
+    // Reseal from the last candidate back, so a record holding another one
+    // is sealed over its inner record's final bytes.
+    for q in starts.reversed() where q + 28 <= n && !random.chance(4) {
+        let length = 28 + load32(q + 8) + load32(q + 12)
+        guard length <= n - q else { continue }
+        let a = UnsafeBufferPointer(start: data + q, count: length)
+        store32(Model.crc(ArraySlice(a[0..<24]), ArraySlice(a[28...])), q + 24)
+    }
+    return n
+}
