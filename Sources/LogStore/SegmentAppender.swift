@@ -218,9 +218,10 @@ public final class SegmentAppender {
     private func verifiedTail() throws -> UInt64 {
         let size = try file.size()
         let identity = try file.identity()
-        let known = try lock.verifiedEnd().flatMap { try $0.holds(in: file, size: size) ? $0 : nil }
+        let recorded = lock.verifiedEnd()
+        let known = try recorded.flatMap { try $0.holds(in: file, size: size) ? $0 : nil }
         if let known, known.end == size { return size }
-        if lock.verifiedEnd()?.identity != identity {
+        if recorded?.identity != identity {
             // A segment this writer's predecessors never verified: new, or
             // renamed into place by a compaction whose directory sync may
             // have failed. Its name must be durable before any address in it
