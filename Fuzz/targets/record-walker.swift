@@ -181,6 +181,71 @@ enum Model {
         return (records, nil)
     }
 
+    /// What a batch-aware reader hands out of a strict read: only records of
+    /// committed batches; a batch still open at the fault (or at the end) is
+    /// the fault, an uncommitted batch at its first record (docs/batches.md).
+    static func committed(_ read: (records: [Record], fault: RecordFault?)) -> (records: [Record], fault: RecordFault?) {
+        var done: [Record] = []
+        var open: [Record] = []
+        for r in read.records {
+            open.append(r)
+            if !r.header.continues { done += open; open = [] }
+        }
+        if let first = open.first {
+            return (done, RecordFault(offset: UInt64(first.offset), error: .uncommittedBatch(records: open.count)))
+        }
+        return (done, read.fault)
+    }
+
+    /// Batch grouping of a resynchronising walk (docs/batches.md): records
+    /// of a batch appear with its last one; a batch open at damage or at the
+    /// end is reported as an uncommitted batch over its own records.
+    static func grouped(_ events: [Event], size: Int) -> [Event] {
+        var out: [Event] = []
+        var open: [Record] = []
+        var damage: (fault: RecordFault, end: Int)?
+        func damaged(_ fault: RecordFault, end: Int) {
+            let start = open.first.map { RecordFault(offset: UInt64($0.offset), error: .uncommittedBatch(records: open.count)) } ?? fault
+            open = []
+            damage = (damage?.fault ?? start, end)
+        }
+        for event in events {
+            switch event {
+            case .record(let r):
+                open.append(r)
+                guard !r.header.continues else { continue }
+                if let d = damage { out.append(.damage(d.fault, end: d.end)) }
+                damage = nil
+                out += open.map { .record($0) }
+                open = []
+            case .damage(let fault, let end):
+                damaged(fault, end: end)
+            }
+        }
+        if let first = open.first { damaged(RecordFault(offset: UInt64(first.offset), error: .uncommittedBatch(records: open.count)), end: size) }
+        if let d = damage { out.append(.damage(d.fault, end: d.end)) }
+        return out
+    }
+
+    /// Whether the damaged record at `p` checks out, its key or value length
+    /// corrected to end at `next`: then its length field was the damage.
+    static func correctedLength(_ a: [UInt8], at p: Int, header h: Header, endingAt next: Int) -> Bool {
+        let payload = next - p - headerSize
+        guard payload > 0 else { return false }
+        var tries: [(Int, Int)] = []
+        if payload >= h.keyLength { tries.append((h.keyLength, payload - h.keyLength)) }
+        if payload > h.valueLength { tries.append((payload - h.valueLength, h.valueLength)) }
+        for (k, v) in tries where k <= Int(UInt32.max) && v <= Int(UInt32.max) {
+            var head = Array(a[p..<(p + 24)])
+            for (i, shift) in [24, 16, 8, 0].enumerated() {
+                head[8 + i] = UInt8(truncatingIfNeeded: k >> shift)
+                head[12 + i] = UInt8(truncatingIfNeeded: v >> shift)
+            }
+            if crc(head[0..<24], a[(p + headerSize)..<next]) == h.checksum { return true }
+        }
+        return false
+    }
+
     enum Event: Equatable, CustomStringConvertible {
         case record(Record)
         case damage(RecordFault, end: Int)
@@ -200,6 +265,9 @@ enum Model {
         /// The header parses, but a chain of valid records that starts at
         /// `chain`, inside the extent, contradicts its length.
         case contradicted(chain: Int)
+        /// The record checks out with its length corrected to end at `next`,
+        /// a valid record inside the extent: the length was the damage.
+        case corrected(next: Int)
     }
 
     /// The declared extent of the damaged record at `p` (RecordWalker.swift): its
@@ -220,11 +288,12 @@ enum Model {
                 candidate += 1
                 continue
             }
+            if correctedLength(a, at: p, header: h, endingAt: candidate) { return .corrected(next: candidate) }
             var chainEnd = candidate
             while chainEnd < end, chainEnd < a.count, case .record(let r) = parse(a, at: chainEnd, maxRecord: maxRecord, verify: true) {
                 chainEnd = r.end
             }
-            if chainEnd > end || (end > a.count && chainEnd == a.count) { return .contradicted(chain: candidate) }
+            if chainEnd > end { return .contradicted(chain: candidate) }
             candidate = chainEnd
         }
         return .intact(end: end)
@@ -260,6 +329,7 @@ enum Model {
                 switch (extent(a, at: p, maxRecord: maxRecord), rule) {
                 case (.none, _), (.contradicted, .documented): q = p + 1
                 case (.contradicted(let chain), .contradictingChain): q = chain
+                case (.corrected(let next), _): q = next
                 case (.intact(let end), _): q = end
                 }
                 while q < a.count {
@@ -410,7 +480,7 @@ func checkReader(_ a: [UInt8], chunk: Int, maxRecord: Int, verify: Bool, from: I
         }
     }
     check("reader", other == nil, "\(what): unexpected error \(String(describing: other))")
-    let expected = Model.strict(a, from: from, maxRecord: maxRecord, verify: verify)
+    let expected = Model.committed(Model.strict(a, from: from, maxRecord: maxRecord, verify: verify))
     check("reader", records == expected.records, "\(what): records \(records), model says \(expected.records)")
     check("reader", fault == expected.fault,
           "\(what): fault \(fault.map(\.message) ?? "none"), model says \(expected.fault.map(\.message) ?? "none")")
@@ -472,8 +542,8 @@ func checkWalk(_ a: [UInt8], _ raw: UnsafeRawBufferPointer, from: Int, maxRecord
             }
         }
     }
-    let expected = Model.walk(a, from: from, maxRecord: maxRecord)
-    if events != expected && events == Model.walk(a, from: from, maxRecord: maxRecord, rule: .contradictingChain) {
+    let expected = Model.grouped(Model.walk(a, from: from, maxRecord: maxRecord), size: a.count)
+    if events != expected && events == Model.grouped(Model.walk(a, from: from, maxRecord: maxRecord, rule: .contradictingChain), size: a.count) {
         check("resync-skips-records", false,
               "\(what): after a header whose length a chain of records contradicts, the scan resumed at that chain, "
                   + "skipping valid records before it\n  got:   \(events)\n  model: \(expected)")

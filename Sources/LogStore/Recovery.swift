@@ -59,9 +59,15 @@ public enum Recovery {
         try file.seek(to: from)
         let reader = RecordReader(source: file, maxRecord: maxRecord, verify: true, startOffset: from, chunk: 4 << 20)
         do {
+            // The reader hands out a batch's records when its last one is read,
+            // which may lie past `size`: a record counts once its batch ends within it.
+            var batchRecords = 0
             try reader.forEach { record, offset in
                 guard offset + UInt64(record.length) <= size else { throw PastSize() }
-                records += 1
+                batchRecords += 1
+                guard !record.continues else { return }
+                records += batchRecords
+                batchRecords = 0
                 end = offset + UInt64(record.length)
                 last = (offset, record.checksum)
             }
@@ -101,11 +107,7 @@ public enum Recovery {
                 inDamage = false
             case .damage(let fault, let end):
                 if result.failure == nil { result.failure = fault }
-                if inDamage, let last = result.damaged.indices.last {
-                    result.damaged[last].end = end
-                } else {
-                    result.damaged.append(DamagedRange(start: fault.offset, end: end))
-                }
+                if !inDamage { result.damaged.append(DamagedRange(start: fault.offset, end: end)) }
                 inDamage = true
             }
         }
@@ -119,33 +121,37 @@ public enum Recovery {
     }
 
     /// Calls `body` with every committed record from `from` on and with every
-    /// damaged range between them. The records of a batch no record ends (at
-    /// the end, or before damage) are not records here: they are reported as
-    /// an uncommitted batch, a damaged range of their own.
+    /// damaged range between them, one event per range. The records of a
+    /// batch no record ends (at the end, or before damage) are not records
+    /// here: they belong to the damaged range that follows them, which is then
+    /// reported from the batch's first record, as an uncommitted batch.
     public static func walk(_ segment: UnsafeRawBufferPointer, from: UInt64, maxRecord: Int, _ body: (Event) -> Void) {
         var walker = RecordWalker(segment, mode: .resynchronising, maxRecord: maxRecord, from: Int(from))
         var batch: [(record: RecordView, offset: Int)] = []
-        func dropBatch(endingAt end: Int) {
-            guard let first = batch.first else { return }
-            body(.damage(RecordFault(offset: UInt64(first.offset), error: .uncommittedBatch(records: batch.count)), end: UInt64(end)))
+        var damage: (fault: RecordFault, end: Int)?
+        func damaged(_ fault: RecordFault, end: Int) {
+            let start = batch.first.map { RecordFault(offset: UInt64($0.offset), error: .uncommittedBatch(records: batch.count)) } ?? fault
             batch.removeAll()
+            // A range that follows another with no committed record between is one range.
+            damage = (damage?.fault ?? start, end)
         }
         while let step = walker.next() {
             switch step {
             case .record(let record, let offset):
-                if record.continues {
-                    batch.append((record, offset))
-                    continue
-                }
+                batch.append((record, offset))
+                guard !record.continues else { continue }
+                if let pending = damage { body(.damage(pending.fault, end: UInt64(pending.end))) }
+                damage = nil
                 for member in batch { body(.record(member.record, offset: UInt64(member.offset))) }
                 batch.removeAll()
-                body(.record(record, offset: UInt64(offset)))
             case .damage(let fault, let end):
-                dropBatch(endingAt: Int(fault.offset))
-                body(.damage(fault, end: UInt64(end)))
+                damaged(fault, end: end)
             case .partial: preconditionFailure("a complete buffer has no partial records")
             }
         }
-        dropBatch(endingAt: segment.count)
+        if let first = batch.first {
+            damaged(RecordFault(offset: UInt64(first.offset), error: .uncommittedBatch(records: batch.count)), end: segment.count)
+        }
+        if let pending = damage { body(.damage(pending.fault, end: UInt64(pending.end))) }
     }
 }

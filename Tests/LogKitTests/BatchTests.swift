@@ -1,3 +1,4 @@
+import Glibc
 import Testing
 @testable import LogFormat
 @testable import LogIO
@@ -113,5 +114,22 @@ struct BatchTests {
             #expect(SegmentAppender.committedLength(bytes, within: 90) == 90)
             #expect(SegmentAppender.committedLength(bytes, within: 120) == 90)
         }
+    }
+}
+
+@Suite("Batches in recovery of a prefix")
+struct BatchPrefixTests {
+    @Test("a batch whose last record lies past the size verified is uncommitted there (found by the fuzzer)")
+    func batchEndingPastSize() throws {
+        let data = Record.encode(type: .put, key: Array("a".utf8), value: Array("1".utf8), timestamp: 1, continues: true)
+            + Record.encode(type: .put, key: Array("b".utf8), value: [UInt8](repeating: 7, count: 38), timestamp: 1)
+        let file = try TempFile(data)
+        let fd = try file.open(O_RDONLY)
+        defer { fd.close() }
+        let v = try Recovery.verify(fd, size: 63, from: 0, maxRecord: 1 << 20)
+        #expect(v.validEnd == 0)
+        #expect(v.validRecords == 0)
+        #expect(v.failure == RecordFault(offset: 0, error: .uncommittedBatch(records: 1)))
+        #expect(v.isTornTail)
     }
 }
