@@ -52,7 +52,7 @@ help:
 	@echo "make compact             logpack --in-place SEGMENT, rewriting INDEX"
 	@echo "make crash-demo          append, cut the tail mid-record, recover, show the report"
 	@echo "make fuzz                each fuzz target for FUZZ_SECONDS=$(FUZZ_SECONDS) s (make fuzz-quick: a short run)"
-	@echo "make torture             200 rounds of kill -9 of writers and compactions (TORTURE_ROUNDS)"
+	@echo "make torture             200 rounds of kill -9 of writers (also of atomic batches) and compactions (TORTURE_ROUNDS)"
 	@echo "make bench               logkit beside its peers at SIZES=$(SIZES); reports in REPORTS"
 	@echo "make bench-quick         a smoke run of the benchmark, under a minute"
 	@echo "make follow              print SEGMENT's records as they are committed (tail -f)"
@@ -199,6 +199,7 @@ crash-demo: bin/.built
 TORTURE_ROUNDS ?= 200
 torture: bin/.built
 	python3 Tests/torture/kill9_loop.py --rounds $(TORTURE_ROUNDS) --bin bin
+	python3 Tests/torture/batch_kill9.py --rounds $(TORTURE_ROUNDS) --bin bin
 
 # Peers are measured only if installed: apt-get install sqlite3 jq tkrzw-utils lmdb-utils
 bench: bin/.built
