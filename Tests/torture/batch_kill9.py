@@ -75,10 +75,12 @@ after logfix ((a), (c), (d)); after the probe writer (all):
     rules, CRC-32) finds from there only whole records of one batch (from its
     first record on, all with the continues flag; then "uncommitted batch: N
     records" must be the reason), then at most a torn record, and no valid
-    record after that. After logfix (which must report "truncated" at the
-    damage exactly when a torn tail was there, else "none") and after the
-    probe writer (which must say it truncated a torn tail exactly when one was
-    there), the segment is clean: logscan exits 0, its records end at the end.
+    record after that; `logfix --check seg` agrees (exit 1, "checked", damage
+    at that offset, a repair leaving that size, no valid record after it).
+    After logfix (which must report "truncated" at the damage exactly when a
+    torn tail was there, else "none") and after the probe writer (which must
+    say it truncated a torn tail exactly when one was there), the segment is
+    clean: logscan exits 0 and its records end at the segment's end.
 
 Prints "round N: ok" (or "round N: FAILED" and its first problems) per round,
 then the totals (with --quiet only the line the seed determines), then "N
@@ -505,7 +507,8 @@ class Torture:
             for i, raw in enumerate(b.addrs):
                 m = LINE.fullmatch(raw)
                 if not m:
-                    problems.append("%s: address line %d is not as logscan --no-values prints it: %r" % (b.describe(), i, raw[:300]))
+                    problems.append("%s: address line %d is not as logscan --no-values prints it: %r" % (
+                        b.describe(), i, raw[:300]))
                     break
                 offset = int(m.group(1))
                 if i == 0:
@@ -584,7 +587,8 @@ class Torture:
                                 "expected %d, %s, %d, %s" % (i, b.describe(), at, length, checksum, ts, cont,
                                                              b.record(i)[0], b.record(i)[1], b.ts, i < b.n - 1))
             if i < len(b.addrs) and b.addrs[i] != raw:
-                problems.append("record %d of %s: the writer printed %r, logscan prints %r" % (i, b.describe(), b.addrs[i][:300], raw[:300]))
+                problems.append("record %d of %s: the writer printed %r, logscan prints %r" % (
+                    i, b.describe(), b.addrs[i][:300], raw[:300]))
             expect += 1
             if expect == b.n:
                 current = None
@@ -604,7 +608,8 @@ class Torture:
         if start == 0:
             gone = [b for b in was if not b.visible]
             for b in gone[:3]:
-                problems.append("%s was seen whole at offset %d at an earlier check and is not there now" % (b.describe(), b.offset))
+                problems.append("%s was seen whole at offset %d at an earlier check and is not there now" % (
+                    b.describe(), b.offset))
             if len(gone) > 3:
                 problems.append("... and %d more batches seen earlier are gone" % (len(gone) - 3))
         end = offset
@@ -650,6 +655,17 @@ class Torture:
                     problems.append("a torn tail (%d bytes at offset %d: %s) is still there %s" % (
                         size - damage, damage, reason, label))
                 else:
+                    # logfix --check classifies it the same way: a torn tail to cut at the damage.
+                    p = self.run([self.tool("logfix"), "--check", SEG])
+                    try:
+                        report = json.loads(p.stdout)
+                    except ValueError:
+                        report = {}
+                    want = {"action": "checked", "failure_offset": damage, "recovered_size": damage, "records_after_damage": 0}
+                    if p.returncode != 1 or any(report.get(k) != v for k, v in want.items()):
+                        problems.append("logfix --check seg (a torn tail at %d: %s): exit %d, %s: %s" % (
+                            damage, reason, p.returncode, p.stdout.decode(errors="replace").strip()[:400],
+                            p.stderr.decode(errors="replace").strip()[:300]))
                     self.n["torn_whole" if chain and stop == size_ else "torn_batch" if chain else "torn_record"] += 1
         else:
             problems.append("logscan exited %d: %s" % (status, err.strip()[:500]))
@@ -662,7 +678,8 @@ class Torture:
             want = [(b, i) for b in new_batches for i in range(b.n)]
             if len(got) < len(want):
                 problems.append("logscan --from %d seg printed %d records, not the %d seen without values (exit %d: %s)" % (
-                    new_batches[0].offset, len(got), len(want), scan.returncode, scan.stderr.decode(errors="replace").strip()[:300]))
+                    new_batches[0].offset, len(got), len(want), scan.returncode,
+                    scan.stderr.decode(errors="replace").strip()[:300]))
             for (b, i), raw in zip(want, got):
                 rec = json.loads(raw)
                 if rec.get("key") != b.key(i) or rec.get("value") != b.value(i):
@@ -893,7 +910,8 @@ class Torture:
             torn = after_fix
         if probe:
             self.n["probes"] += 1
-            b = Batch(r, PROBE_WRITER, 0, probe_rng.randint(1, 5), probe_rng.randint(0, 30), probe_rng.randint(1, 40), False, "batch")
+            b = Batch(r, PROBE_WRITER, 0, probe_rng.randint(1, 5), probe_rng.randint(0, 30), probe_rng.randint(1, 40),
+                      False, "batch")
             self.last_round.append(b)
             p = self.run([self.tool("logenc"), "-a", SEG, "--atomic", "--sync", "batch"], b.text(0, b.n) + COMMIT, timeout=60)
             b.sent = True
@@ -949,7 +967,7 @@ class Torture:
         rounds = r
         n = self.n
         print("schedule (seed %d): %d rounds, %d writers (%d --sync batch, %d --sync each, %d --sync none; two at once "
-              "in %d rounds) all killed, %d of the kills aimed inside the write(2) of a large batch, %d compactions "
+              "in %d rounds) all killed, %d of the kills aimed at the append of a large batch, %d compactions "
               "(%d started before the writers, %d to be killed), %d torn writes (%d of whole records), logfix in %d rounds, "
               "%d probe writers" % (
                   self.seed, rounds, n["writers"], n["batch"], n["each"], n["none"], n["two_writers"], n["aimed"],
