@@ -12,7 +12,7 @@
 # corpus never changes) with a fixed -seed, so a --runs run is repeatable.
 # Prints one line per target, then `N passed, N failed`; exits 1 if any target
 # found something (its input is kept under .build-fuzz/fuzz/findings/TARGET/),
-# 2 on a usage or build error.
+# 2 on a usage or build error or if a run was interrupted by a signal.
 #
 # Environment: SWIFTC (default swiftc), FUZZ_SEED (default 1), FUZZ_SKIP
 # (invariants the targets skip, comma-separated: for fuzzing past a reported
@@ -155,6 +155,7 @@ WORK=${TMPDIR:-/tmp}
 [[ -d /dev/shm && -w /dev/shm ]] && WORK=/dev/shm
 passed=0
 failed=0
+interrupted=0
 total=0
 for t in "${targets[@]}"; do
     work=$(mktemp -d "$WORK/logkit-fuzz-$t.XXXXXX")
@@ -178,6 +179,9 @@ for t in "${targets[@]}"; do
     if [[ $status -eq 0 && -z $found ]]; then
         passed=$((passed + 1))
         echo "$t: $execs executions in ${elapsed} s, nothing found"
+    elif [[ -z $found ]] && grep -q 'libFuzzer: run interrupted' "$work/log"; then
+        interrupted=$((interrupted + 1))
+        echo "$t: INTERRUPTED by a signal after $execs executions in ${elapsed} s, nothing found"
     else
         failed=$((failed + 1))
         echo "$t: FOUND something after $execs executions in ${elapsed} s (libFuzzer exit $status)"
@@ -202,5 +206,6 @@ for t in "${targets[@]}"; do
     if [[ ${FUZZ_KEEP:-0} == 1 ]]; then echo "  kept: $work"; else rm -rf "$work"; fi
 done
 echo "total: $total executions"
-echo "$passed passed, $failed failed"
+echo "$passed passed, $((failed + interrupted)) failed"
 ((failed == 0)) || exit 1
+((interrupted == 0)) || exit 2
