@@ -55,6 +55,32 @@ public enum FileSystem {
         return file.isTerminal
     }
 
+    /// True if `path` is a directory (or a symlink to one).
+    public static func isDirectory(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR
+    }
+
+    /// The names in a directory, without "." and "..", in no particular order.
+    public static func names(in directory: String) throws(SystemError) -> [String] {
+        guard let stream = opendir(directory) else {
+            throw SystemError(errno: errno, operation: "opendir", path: directory)
+        }
+        defer { closedir(stream) }
+        var names: [String] = []
+        while true {
+            errno = 0
+            guard let entry = readdir(stream) else {
+                if errno != 0 { throw SystemError(errno: errno, operation: "readdir", path: directory) }
+                return names
+            }
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+    }
+
     public static func exists(_ path: String) -> Bool {
         access(path, F_OK) == 0
     }

@@ -152,6 +152,22 @@ public final class IndexBuilder {
         }
     }
 
+    /// Adds the committed records of a segment that may be being appended
+    /// to, from `offset`: a record or batch still being written at the end
+    /// is left for the next update. Returns how many records were added.
+    @discardableResult
+    public func addCommitted(_ reader: SegmentReader, from offset: UInt64, maxRecord: Int) throws -> Int {
+        let number = segmentNumber(reader.path)
+        var added = 0
+        try reader.scanCommitted(from: offset, maxRecord: maxRecord) { record, offset in
+            add(key: record.key,
+                at: IndexLocation(type: record.type, segment: number, offset: offset, length: UInt64(record.length), timestamp: record.timestamp),
+                checksum: record.checksum)
+            added += 1
+        }
+        return added
+    }
+
     /// Rebuilds the index at `indexPath` from the segment files themselves:
     /// the segments it lists, in its order, with `segment` added last if it
     /// was not among them. For rewriting an index after a segment changed
@@ -169,7 +185,10 @@ public final class IndexBuilder {
     /// Writes the index to `path` atomically, or to stdout if nil. Segment
     /// paths are stored relative to the index's directory when that is known
     /// (a path, or stdout redirected to a file), absolute otherwise.
-    public func write(indexAt path: String?) throws {
+    ///
+    /// With `older`, the index of the same one segment up to where this
+    /// builder's records start, the two are merged (see `writeMerged`).
+    public func write(indexAt path: String?, mergingOver older: IndexFile? = nil) throws {
         let location = path ?? FileSystem.pathOfRegularFile(.standardOutput)
         let directory = location.map { FileSystem.absolutePath(FileSystem.directory(of: $0)) }
         func stored(_ segment: String) -> String {
@@ -180,7 +199,11 @@ public final class IndexBuilder {
         if let path {
             try FileSystem.writeAtomically(path) { file in
                 let out = OutputBuffer(sink: file)
-                _ = try write(to: out, created: currentTimeMillis(), storedPath: stored)
+                if let older {
+                    _ = try writeMerged(over: older, to: out, created: currentTimeMillis(), storedPath: stored)
+                } else {
+                    _ = try write(to: out, created: currentTimeMillis(), storedPath: stored)
+                }
                 try out.flush()
             }
         } else {
@@ -222,14 +245,7 @@ public final class IndexBuilder {
     /// path to store.
     public func write<Out: LineBuffer>(to out: Out, created: UInt64, storedPath: (String) -> String) throws(SystemError) -> Int {
         let sorted = newestSorted()
-        var header = "{\"version\":\(IndexFormat.version),\"created\":\(created),\"count\":\(sorted.count),\"segments\":["
-        for (n, segment) in segments.enumerated() {
-            if n > 0 { header += "," }
-            header += "{\"path\":" + String(decoding: JSONText.quoted(storedPath(segment.path)), as: UTF8.self)
-            header += ",\"size\":\(segment.size),\"last_offset\":\(segment.lastOffset),\"last_checksum\":\"\(Hex.word(segment.lastChecksum))\"}"
-        }
-        header += "],\"entries\":[\n"
-        try append(header, to: out)
+        try append(header(count: sorted.count, created: created, storedPath: storedPath), to: out)
         let base = UnsafeRawPointer(keys.base)
         for (n, entry) in sorted.enumerated() {
             try IndexLine.write(
@@ -238,6 +254,64 @@ public final class IndexBuilder {
         }
         try append("]}\n", to: out)
         return sorted.count
+    }
+
+    /// Writes the index of one segment whose first records `older` indexes
+    /// and whose later records this builder holds: `older`'s lines are copied
+    /// as they are, and a key this builder has replaces its older entry. The
+    /// cost is a copy of `older` plus this builder's records, never a re-read
+    /// of the records `older` covers.
+    public func writeMerged<Out: LineBuffer>(over older: IndexFile, to out: Out, created: UInt64, storedPath: (String) -> String) throws -> Int {
+        let sorted = newestSorted()
+        let base = UnsafeRawPointer(keys.base)
+        func key(_ entry: Entry) -> UnsafeRawBufferPointer {
+            UnsafeRawBufferPointer(start: base + entry.keyStart, count: entry.keyLength)
+        }
+        var replaced = 0
+        var position = 0
+        for entry in sorted where try older.find(key(entry), after: &position) != nil { replaced += 1 }
+        let count = Int(older.count) + sorted.count - replaced
+        try append(header(count: count, created: created, storedPath: storedPath), to: out)
+        var written = 0
+        var next = 0
+        func emitNew(below limit: UnsafeRawBufferPointer?) throws {
+            while next < sorted.count, limit.map({ compareBytes(key(sorted[next]), $0) < 0 }) ?? true {
+                written += 1
+                try IndexLine.write(key: key(sorted[next]), location: sorted[next].location, last: written == count, to: out)
+                next += 1
+            }
+        }
+        try older.forEachEntry { line in
+            try emitNew(below: line.key)
+            if next < sorted.count && compareBytes(key(sorted[next]), line.key) == 0 { return true }
+            written += 1
+            guard written <= count else { throw IndexError(path: older.path, reason: "more entries than its \"count\" says") }
+            let p = try out.room(for: line.text.count + 2)
+            p.copyMemory(from: line.text.baseAddress!, byteCount: line.text.count)
+            if written < count {
+                p.storeBytes(of: UInt8(ascii: ","), toByteOffset: line.text.count, as: UInt8.self)
+                p.storeBytes(of: 0x0A, toByteOffset: line.text.count + 1, as: UInt8.self)
+                out.commit(line.text.count + 2)
+            } else {
+                p.storeBytes(of: 0x0A, toByteOffset: line.text.count, as: UInt8.self)
+                out.commit(line.text.count + 1)
+            }
+            return true
+        }
+        try emitNew(below: nil)
+        guard written == count else { throw IndexError(path: older.path, reason: "fewer entries than its \"count\" says") }
+        try append("]}\n", to: out)
+        return count
+    }
+
+    private func header(count: Int, created: UInt64, storedPath: (String) -> String) -> String {
+        var header = "{\"version\":\(IndexFormat.version),\"created\":\(created),\"count\":\(count),\"segments\":["
+        for (n, segment) in segments.enumerated() {
+            if n > 0 { header += "," }
+            header += "{\"path\":" + String(decoding: JSONText.quoted(storedPath(segment.path)), as: UTF8.self)
+            header += ",\"size\":\(segment.size),\"last_offset\":\(segment.lastOffset),\"last_checksum\":\"\(Hex.word(segment.lastChecksum))\"}"
+        }
+        return header + "],\"entries\":[\n"
     }
 
     private func append<Out: LineBuffer>(_ text: String, to out: Out) throws(SystemError) {

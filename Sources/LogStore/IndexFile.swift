@@ -123,6 +123,36 @@ public final class IndexFile {
         return result.location
     }
 
+    /// One entry line as `forEachEntry` shows it.
+    public struct EntryLine {
+        public let key: UnsafeRawBufferPointer
+        /// The line without its newline and trailing comma.
+        public let text: UnsafeRawBufferPointer
+        fileprivate let index: IndexFile
+        fileprivate let start: Int
+        fileprivate let end: Int
+
+        public func location() throws -> IndexLocation { try index.location(at: start, end: end) }
+    }
+
+    /// Calls `body` with each entry in key order, from the first whose key is
+    /// not less than `lowest` (from the first if nil), until it returns
+    /// false: a range read costs one binary search, then a line per entry.
+    public func forEachEntry(from lowest: UnsafeRawBufferPointer? = nil, _ body: (EntryLine) throws -> Bool) throws {
+        guard let base = mapping else { return }
+        var start = entriesStart
+        if let lowest { start = try search(lowest, from: entriesStart, to: entriesEnd).position }
+        while start < entriesEnd {
+            let next = min(nextLine(base, from: start, before: entriesEnd), entriesEnd + 1)
+            let end = next - 1
+            var textEnd = end
+            if textEnd > start && (base + textEnd - 1).load(as: UInt8.self) == UInt8(ascii: ",") { textEnd -= 1 }
+            let entry = EntryLine(key: try key(at: start, end: end), text: line(start, textEnd), index: self, start: start, end: end)
+            guard try body(entry) else { return }
+            start = next
+        }
+    }
+
     /// Binary search in the lines within `low..<high`; `low` is a line start.
     /// Each probe reads the first line that starts at or after the middle (or
     /// at `low` if none does before `high`), so the range shrinks every step
@@ -156,7 +186,7 @@ public final class IndexFile {
         }
     }
 
-    private func location(at start: Int, end: Int) throws -> IndexLocation {
+    fileprivate func location(at start: Int, end: Int) throws -> IndexLocation {
         let location: IndexLocation
         do throws(JSONLineError) {
             location = try lines.location(of: line(start, end))

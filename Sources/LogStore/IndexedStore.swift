@@ -85,16 +85,9 @@ public final class IndexedStore {
     }
 
     private func apply(segment n: Int, from offset: UInt64) throws {
-        do {
-            try readers[n].scan(from: offset, maxRecord: maxRecord, verify: true) { record, offset in
-                overlay[Array(record.key)] = IndexLocation(
-                    type: record.type, segment: n, offset: offset, length: UInt64(record.length), timestamp: record.timestamp)
-            }
-        } catch let fault as SegmentFault {
-            switch fault.fault.error {
-            case .incompleteHeader, .incompletePayload, .uncommittedBatch: return
-            default: throw fault
-            }
+        try readers[n].scanCommitted(from: offset, maxRecord: maxRecord) { record, offset in
+            overlay[Array(record.key)] = IndexLocation(
+                type: record.type, segment: n, offset: offset, length: UInt64(record.length), timestamp: record.timestamp)
         }
     }
 
@@ -142,6 +135,26 @@ public final class IndexedStore {
 
     private func overlaid(_ key: UnsafeRawBufferPointer) -> IndexLocation? {
         overlay.isEmpty ? nil : overlay[Array(key)]
+    }
+
+    /// The live records of the keys in `range`, in key order (see
+    /// `StoreLookup.range`): the index's entries from one binary search on,
+    /// and the records of tails or a replay in the range; newest wins.
+    public func range(_ range: KeyRange, _ body: (UnsafeRawBufferPointer, LookupResult) throws -> Void) throws {
+        var candidates: [(key: [UInt8], location: IndexLocation)] = []
+        if mode != .replay {
+            try range.lowest.withUnsafeBytes { lowest in
+                try index.forEachEntry(from: lowest) { line in
+                    guard range.admits(line.key) else { return false }
+                    candidates.append((Array(line.key), try line.location()))
+                    return true
+                }
+            }
+        }
+        for (key, location) in overlay where key.withUnsafeBytes({ range.contains($0) }) {
+            candidates.append((key, location))
+        }
+        try KeyRange.forEachLive(&candidates, read: read, body)
     }
 
     private func read(_ key: UnsafeRawBufferPointer, at location: IndexLocation?) throws -> LookupResult {

@@ -7,9 +7,16 @@
 // it has open; a compaction may have renamed a new segment into place, and
 // appending to the old inode would lose the records.
 //
+// A store (contract section 5) is appended to the same way under `DIR/LOCK`,
+// its highest segment being the one appended to. A run of batches is split
+// at batch boundaries: what does not fit in the active segment starts a new
+// one, which is created only after the full segment is fsynced, so a torn
+// tail can only ever be in the active segment. A batch larger than the
+// segment size gets a segment of its own; no batch spans two segments.
+//
 // A failed write (disk full, file-size limit, I/O error) never leaves half a
 // record: the segment is truncated back to the last whole record of the batch
-// that made it to the file, and the caller is told how many bytes that was.
+// that made it to the file, and the caller is told which records those were.
 
 import LogFormat
 import LogIO
@@ -26,11 +33,18 @@ public enum SyncMode: String, Sendable {
     case each
 }
 
-/// An append that failed after `appended` bytes of whole records reached the
-/// segment at `offset`; those records are there (and synced if asked).
-public struct AppendFailure: Error {
+/// Records appended in one piece: `count` bytes of the caller's records,
+/// starting with the first not yet reported, now at `offset` in `segment`.
+public struct AppendedRun: Equatable, Sendable {
+    public let segment: String
     public let offset: UInt64
-    public let appended: Int
+    public let count: Int
+}
+
+/// An append that failed after the records in `appended` reached their
+/// segments (and were synced if asked); nothing after them was kept.
+public struct AppendFailure: Error {
+    public let appended: [AppendedRun]
     public let error: SystemError
     /// A failure while undoing the partial write, if there was one.
     public var cleanupError: SystemError? = nil
@@ -46,18 +60,24 @@ public struct AppendFailure: Error {
 public struct TailDamageRefused: Error {
     public let path: String
     public let verification: Verification
+    /// What logfix must be given: the segment, or its store.
+    public var repairTarget: String
 
     public var message: String {
         let failure = verification.failure.map { $0.message } ?? "damage"
         let ranges = verification.damaged.map { "\($0.start)-\($0.end)" }.joined(separator: ", ")
-        return "\(path): \(failure); \(verification.recordsAfterDamage) valid records follow the damage (damaged bytes \(ranges)); not appending after it: run logfix \(path)"
+        return "\(path): \(failure); \(verification.recordsAfterDamage) valid records follow the damage (damaged bytes \(ranges)); not appending after it: run logfix \(repairTarget)"
     }
 }
 
 public final class SegmentAppender {
-    public let path: String
+    /// The segment appended to: for a store, its active segment as last seen.
+    public private(set) var path: String
     private var file: FileDescriptor
     private let lock: WritersLock
+    /// The store and its segment size, when appending to a store.
+    private let store: (store: Store, segmentSize: UInt64)?
+    private var activeNumber: UInt64 = 0
     private var checkedLeftover = false
     /// Where the records this appender wrote since its last successful fsync
     /// start, and where its last write ended.
@@ -71,7 +91,9 @@ public final class SegmentAppender {
     public var notice: (String) -> Void = { _ in }
 
     public init(path: String) throws {
+        try Store.refuseStoreSegment(path, use: "append to the store instead (logenc -a \(FileSystem.directory(of: path)))")
         self.path = path
+        store = nil
         try FileSystem.makeDirectories(FileSystem.directory(of: path))
         // The segment first: a path that is no segment is refused before
         // anything, a lock file included, is created beside it.
@@ -82,6 +104,21 @@ public final class SegmentAppender {
             file.close()
             throw error
         }
+    }
+
+    /// Appends to a store, creating its directory if missing. The active
+    /// segment is chosen (and created in an empty store) under the lock, at
+    /// each append.
+    public init(store: Store, segmentSize: UInt64) throws {
+        try FileSystem.makeDirectories(store.directory)
+        lock = try WritersLock(store: store)
+        self.store = (store, max(segmentSize, 1))
+        // Refuses a store holding foreign files before anything is written.
+        let active = try store.segments().last
+        let activePath = active?.path ?? store.segmentPath(1)
+        activeNumber = active?.number ?? 1
+        path = activePath
+        file = try lock.withLock { try SegmentAppender.openSegment(activePath) }
     }
 
     deinit {
@@ -108,50 +145,118 @@ public final class SegmentAppender {
     }
 
     /// Appends `records` (whole records only) under the writers' lock and
-    /// returns the offset of the first one. Throws AppendFailure for an I/O
-    /// failure, TailDamageRefused if the segment's tail is damaged.
-    public func append(_ records: UnsafeRawBufferPointer, sync: Bool) throws -> UInt64 {
-        if let failedSync { throw AppendFailure(offset: 0, appended: 0, error: failedSync) }
+    /// says where they went: one run for a segment; for a store, one per
+    /// segment they went to, in order. Throws AppendFailure for an I/O
+    /// failure, TailDamageRefused if the active segment's tail is damaged.
+    public func append(_ records: UnsafeRawBufferPointer, sync: Bool) throws -> [AppendedRun] {
+        if let failedSync { throw AppendFailure(appended: [], error: failedSync) }
         do {
             try lock.lock()
         } catch {
-            throw AppendFailure(offset: 0, appended: 0, error: error)
+            throw AppendFailure(appended: [], error: error)
         }
         defer { lock.unlock() }
 
-        let start: UInt64
-        do {
-            if !checkedLeftover {
-                try lock.removeLeftoverCompaction()
-                checkedLeftover = true
-            }
-            try reopenIfReplaced()
-            start = try verifiedTail()
-        } catch let error as SystemError {
-            throw AppendFailure(offset: 0, appended: 0, error: error)
-        }
-        let written = writeSome(records)
-        if let failure = written.error {
-            let kept = SegmentAppender.committedLength(records, within: written.count)
-            var cleanupError: SystemError?
+        var runs: [AppendedRun] = []
+        var done = 0
+        while done < records.count || runs.isEmpty {
+            let remaining = UnsafeRawBufferPointer(rebasing: records[done...])
+            let start: UInt64
+            var count = remaining.count
             do {
-                try file.truncate(to: start + UInt64(kept))
-                noteWritten(UnsafeRawBufferPointer(rebasing: records[0..<kept]), at: start)
-                if sync { try syncFile(lockHeld: true) }
-            } catch {
-                cleanupError = error
+                if store != nil {
+                    try selectActiveSegment()
+                } else {
+                    if !checkedLeftover {
+                        try lock.removeLeftoverCompaction()
+                        checkedLeftover = true
+                    }
+                    try reopenIfReplaced()
+                }
+                start = try verifiedTail()
+                if let (_, segmentSize) = store, !remaining.isEmpty {
+                    let room = segmentSize > start ? Int(clamping: segmentSize - start) : 0
+                    count = SegmentAppender.wholeBatches(remaining, within: room)
+                    if count == 0 {
+                        if start > 0 {
+                            try rollOver()
+                            continue
+                        }
+                        count = SegmentAppender.wholeBatches(remaining, within: 0, atLeastOne: true)
+                    }
+                }
+            } catch let error as SystemError {
+                throw AppendFailure(appended: runs, error: error)
             }
-            throw AppendFailure(offset: start, appended: failedSync == nil ? kept : 0, error: failure, cleanupError: cleanupError)
+            let piece = UnsafeRawBufferPointer(rebasing: remaining[0..<count])
+            let written = writeSome(piece)
+            if let failure = written.error {
+                let kept = SegmentAppender.committedLength(piece, within: written.count)
+                var cleanupError: SystemError?
+                do {
+                    try file.truncate(to: start + UInt64(kept))
+                    noteWritten(UnsafeRawBufferPointer(rebasing: piece[0..<kept]), at: start)
+                    if sync { try syncFile(lockHeld: true) }
+                } catch {
+                    cleanupError = error
+                }
+                if failedSync == nil && kept > 0 { runs.append(AppendedRun(segment: path, offset: start, count: kept)) }
+                throw AppendFailure(appended: failedSync == nil ? runs : [], error: failure, cleanupError: cleanupError)
+            }
+            noteWritten(piece, at: start)
+            runs.append(AppendedRun(segment: path, offset: start, count: count))
+            done += count
+            if records.isEmpty { break }
         }
-        noteWritten(records, at: start)
         if sync {
             do {
                 try syncFile(lockHeld: true)
             } catch {
-                throw AppendFailure(offset: start, appended: 0, error: error)
+                throw AppendFailure(appended: [], error: error)
             }
         }
-        return start
+        return runs
+    }
+
+    /// With the store's lock held: makes the highest segment the one this
+    /// appender writes to. Another writer may have rolled over since.
+    private func selectActiveSegment() throws {
+        guard let (store, _) = store else { return }
+        let active = try store.segments().last
+        let number = active?.number ?? 1
+        let activePath = active?.path ?? store.segmentPath(1)
+        if number == activeNumber, activePath == path, active != nil,
+           try FileSystem.identity(of: activePath) == (try file.identity()) { return }
+        if unsynced != nil { try syncFile(lockHeld: true) }
+        let next = try SegmentAppender.openSegment(activePath)
+        file.close()
+        file = next
+        path = activePath
+        activeNumber = number
+    }
+
+    /// With the store's lock held: closes the full active segment, durable
+    /// before its successor exists, and starts the next one.
+    private func rollOver() throws {
+        guard let (store, _) = store else { return }
+        // Every writer's records, not only this one's: a closed segment must
+        // never end in a torn tail.
+        do {
+            try file.sync()
+        } catch {
+            failedSync = error
+            abandonUnsynced()
+            throw error
+        }
+        unsynced = nil
+        let number = activeNumber + 1
+        let nextPath = store.segmentPath(number)
+        let next = try SegmentAppender.openSegment(nextPath)
+        file.close()
+        file = next
+        path = nextPath
+        activeNumber = number
+        try? lock.recordVerifiedEnd(VerifiedEnd(identity: try file.identity(), end: 0, last: nil))
     }
 
     /// Makes everything appended so far durable. After a failure, the
@@ -234,7 +339,7 @@ public final class SegmentAppender {
         let verification = try Recovery.verify(file, size: size, from: from, maxRecord: RecordLayout.maxRecordLength)
         if !verification.isClean {
             guard verification.isTornTail, let failure = verification.failure else {
-                throw TailDamageRefused(path: path, verification: verification)
+                throw TailDamageRefused(path: path, verification: verification, repairTarget: store?.store.directory ?? path)
             }
             try file.truncate(to: verification.validEnd)
             try file.sync()
@@ -272,6 +377,21 @@ public final class SegmentAppender {
             return (written, SystemError(errno: error.errno, operation: "write", path: path))
         }
         return (written, nil)
+    }
+
+    /// The length of the longest run of batches at the start of `records`
+    /// that fits in `limit` bytes, a batch left open at the end counting as
+    /// one: where a store's append may split them.
+    /// With `atLeastOne`, the first batch is taken whatever its size.
+    static func wholeBatches(_ records: UnsafeRawBufferPointer, within limit: Int, atLeastOne: Bool = false) -> Int {
+        var position = 0
+        var boundary = 0
+        for record in RecordSequence(records) {
+            position += record.length
+            if position > limit && !(atLeastOne && boundary == 0) { return boundary }
+            if !record.continues { boundary = position }
+        }
+        return position
     }
 
     /// The length of the longest run of whole batches at the start of

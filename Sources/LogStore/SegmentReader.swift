@@ -46,6 +46,20 @@ public final class SegmentReader {
 
     deinit { file.close() }
 
+    /// Like `scan`, but an incomplete record or an uncommitted batch at the
+    /// end ends the scan quietly: a reader without the lock sees appends in
+    /// progress that way (or a torn tail, which is logfix's to judge).
+    public func scanCommitted(from offset: UInt64 = 0, maxRecord: Int, _ body: (RecordView, UInt64) throws -> Void) throws {
+        do {
+            try scan(from: offset, maxRecord: maxRecord, verify: true, body)
+        } catch let fault as SegmentFault {
+            switch fault.fault.error {
+            case .incompleteHeader, .incompletePayload, .uncommittedBatch: return
+            default: throw fault
+            }
+        }
+    }
+
     /// Calls `body` with every valid record from `offset` on; throws a
     /// SegmentFault at the first damaged one.
     public func scan(from offset: UInt64 = 0, maxRecord: Int, verify: Bool, _ body: (RecordView, UInt64) throws -> Void) throws {

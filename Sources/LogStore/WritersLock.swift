@@ -102,8 +102,20 @@ public final class WritersLock {
     /// permission), and never created.
     public init(segment: String, readOnly: Bool = false) throws(SystemError) {
         segmentPath = FileSystem.followingLink(segment)
+        file = try WritersLock.open(segmentPath + ".lock", readOnly: readOnly)
+    }
+
+    /// The store's lock, `DIR/LOCK`: one for all its segments, since a writer
+    /// that rolls over changes which segment is active. Its verified end is
+    /// the active segment's.
+    public init(store: Store, readOnly: Bool = false) throws(SystemError) {
+        segmentPath = store.directory
+        file = try WritersLock.open(store.lockPath, readOnly: readOnly)
+    }
+
+    private static func open(_ path: String, readOnly: Bool) throws(SystemError) -> FileDescriptor {
         let flags = readOnly ? O_RDONLY | O_NONBLOCK : O_RDWR | O_CREAT | O_NONBLOCK
-        file = try FileDescriptor.open(segmentPath + ".lock", flags | O_NOFOLLOW)
+        return try FileDescriptor.open(path, flags | O_NOFOLLOW)
     }
 
     public var compactingPath: String { segmentPath + ".compacting" }

@@ -38,16 +38,16 @@ final class SegmentSink: RecordSink {
     private let sync: SyncMode
     /// Each write is one batch, appended whole under one hold of the lock.
     private let atomic: Bool
-    private let shape: RecordJSON.Shape
+    /// The address shape of the segment last appended to, and its path.
+    private var shape = RecordJSON.Shape(segment: nil, includeValue: false)
+    private var shapeSegment: String?
     /// Address lines of records written but not yet synced.
     private let pending = ByteBuffer(capacity: 1 << 20)
 
-    init(path: String, sync: SyncMode, atomic: Bool, notice: @escaping (String) -> Void) throws {
-        appender = try SegmentAppender(path: path)
+    init(appender: SegmentAppender, sync: SyncMode, atomic: Bool) {
+        self.appender = appender
         self.atomic = atomic
-        appender.notice = notice
         self.sync = sync
-        shape = RecordJSON.Shape(segment: path, includeValue: false)
     }
 
     /// Large enough that a bulk load syncs rarely, small enough that the lock
@@ -76,26 +76,38 @@ final class SegmentSink: RecordSink {
     /// and prints them now, otherwise (batch mode) starts their writeback.
     private func append(_ records: UnsafeRawBufferPointer, durable: Bool) throws {
         do {
-            let offset = try appender.append(records, sync: durable)
-            try queueAddresses(of: records, at: offset)
-            if sync == .batch && !durable { appender.startWriteback(offset: offset, count: records.count) }
+            let runs = try appender.append(records, sync: durable)
+            try queueAddresses(of: records, in: runs)
+            if sync == .batch && !durable, let last = runs.last {
+                appender.startWriteback(offset: last.offset, count: last.count)
+            }
             if durable || sync == .none { try printPending(syncFirst: false) }
         } catch let failure as AppendFailure {
             // The records before the failure are in the segment; report them,
             // synced if the mode promises it, then the error. After a failed
             // fsync the appender refuses to sync again, so nothing it covered
             // is ever reported.
-            try queueAddresses(of: UnsafeRawBufferPointer(rebasing: records[0..<failure.appended]), at: failure.offset)
+            try queueAddresses(of: records, in: failure.appended)
             try? printPending(syncFirst: sync != .none)
             throw failure
         }
     }
 
-    private func queueAddresses(of records: UnsafeRawBufferPointer, at offset: UInt64) throws {
-        var position = 0
-        for record in RecordSequence(records) {
-            try RecordJSON.write(record, offset: offset + UInt64(position), shape: shape, to: pending)
-            position += record.length
+    /// Queues the address lines of the records that went out in `runs`, in
+    /// order from the start of `records`.
+    private func queueAddresses(of records: UnsafeRawBufferPointer, in runs: [AppendedRun]) throws {
+        var start = 0
+        for run in runs {
+            if shapeSegment != run.segment {
+                shape = RecordJSON.Shape(segment: run.segment, includeValue: false)
+                shapeSegment = run.segment
+            }
+            var position = 0
+            for record in RecordSequence(UnsafeRawBufferPointer(rebasing: records[start..<start + run.count])) {
+                try RecordJSON.write(record, offset: run.offset + UInt64(position), shape: shape, to: pending)
+                position += record.length
+            }
+            start += run.count
         }
     }
 

@@ -10,13 +10,13 @@ let tool = Tool(ToolSpec(
         "[options] < records.jsonl > records.seg",
         "[options] KEY VALUE > record.seg",
         "[options] -d KEY > record.seg",
-        "-a SEG [options] [KEY VALUE | -d KEY] [< records.jsonl]",
+        "-a SEG|DIR [options] [KEY VALUE | -d KEY] [< records.jsonl]",
     ],
     about: """
         Encode records as binary logkit records: JSON lines from stdin, one record per
         line, or a single PUT or DELETE given as arguments. The records go to stdout,
-        or with -a are appended to the segment SEG, and then each appended record's
-        address is printed as a JSON line:
+        or with -a are appended to the segment SEG or the store DIR, and then each
+        appended record's address is printed as a JSON line:
 
           {"segment":"SEG","offset":35,"length":32,"type":"delete","key":"name",
            "timestamp":1700000000001,"checksum":"0x2b7e11b5"}
@@ -25,6 +25,13 @@ let tool = Tool(ToolSpec(
         or {"key":"k","type":"delete"}, with an optional "timestamp" (milliseconds
         since the Unix epoch). Other fields, such as the "offset" and "checksum" of
         scan output, are ignored; blank lines are skipped.
+
+        A store is a directory of segments segment-0001.dat, segment-0002.dat, ...
+        (an existing directory, or a path ending in /, which is created). Records go
+        to its highest segment; a batch that would take it past --segment-size
+        starts the next segment first (the full one is fsynced before), and a batch
+        larger than the size gets a segment of its own. A batch never spans two
+        segments; each address names the segment it went to.
 
         Before its first append a writer checks the part of SEG no writer has
         verified (usually nothing): a torn tail left by a crash is truncated, with a
@@ -36,9 +43,11 @@ let tool = Tool(ToolSpec(
         for the records it covered.
         """,
     options: [
-        Option(["-a", "--append"], "SEG",
-               "append to segment SEG (created, with its directory, if missing) under the writers' lock SEG.lock",
+        Option(["-a", "--append"], "SEG|DIR",
+               "append to segment SEG (created, with its directory, if missing) under the writers' lock SEG.lock, or to the store DIR under DIR/LOCK",
                completion: .file),
+        Option(["--segment-size"], "BYTES",
+               "with -a DIR: the size at which a new segment is started (K, M or G suffix; default 64M)"),
         Option(["--sync"], "MODE",
                "with -a: when to fsync. batch (default): before a batch's addresses are printed and before waiting for more input; each: after every record; none: leave it to the kernel",
                completion: .words(["none", "batch", "each"])),
@@ -57,12 +66,14 @@ let tool = Tool(ToolSpec(
         "logenc user-1 alice > one.seg",
         "printf '{\"key\":\"name\",\"value\":\"ish\"}\\n' | logenc | logdec",
         "logdec < a.seg | logenc > b.seg        # rebuilds a.seg byte for byte",
-        "logenc -a data/segment-0001.dat name ish",
-        "logenc -a data/segment-0001.dat --sync none < records.jsonl > addresses.jsonl",
+        "logenc -a data name ish",
+        "logenc -a data --sync none --segment-size 64M < records.jsonl > addresses.jsonl",
+        "logenc -a one.seg name ish",
     ]))
 
 struct Encode {
     let segmentPath: String?
+    let segmentSize: UInt64?
     let sync: SyncMode
     let atomic: Bool
     let maxRecord: Int
@@ -72,6 +83,8 @@ struct Encode {
 
     init(_ arguments: ParsedArguments) throws(UsageError) {
         segmentPath = try arguments.path("--append")
+        segmentSize = try arguments.byteCount("--segment-size", range: 1...(UInt64(1) << 62)).map(UInt64.init)
+        if segmentSize != nil && segmentPath == nil { throw UsageError("--segment-size is used with -a DIR") }
         let syncText = arguments.string("--sync") ?? SyncMode.batch.rawValue
         guard let sync = SyncMode(rawValue: syncText) else {
             throw UsageError("option --sync: '\(syncText)' is not none, batch or each")
@@ -102,7 +115,15 @@ struct Encode {
     func run() throws -> ExitCode {
         let sink: RecordSink
         if let segmentPath {
-            sink = try SegmentSink(path: segmentPath, sync: sync, atomic: atomic) { tool.warn($0) }
+            let appender: SegmentAppender
+            if Store.isStore(segmentPath) || segmentPath.hasSuffix("/") {
+                appender = try SegmentAppender(store: Store(segmentPath), segmentSize: segmentSize ?? Store.defaultSegmentSize)
+            } else {
+                if segmentSize != nil { throw UsageError("--segment-size is used with a store (a directory), not a segment") }
+                appender = try SegmentAppender(path: segmentPath)
+            }
+            appender.notice = { tool.warn($0) }
+            sink = SegmentSink(appender: appender, sync: sync, atomic: atomic)
         } else {
             tool.refuseTerminal(.standardOutput, hint: "redirect stdout to a file or a pipe, or append with -a SEG")
             sink = StreamSink()

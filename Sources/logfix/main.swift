@@ -7,7 +7,7 @@ import Glibc
 
 let tool = Tool(ToolSpec(
     name: "logfix",
-    synopsis: ["[options] SEG", "--check SEG", "--salvage OUT SEG", "--index INDEX --from-index SEG"],
+    synopsis: ["[options] SEG", "--check SEG", "--salvage OUT SEG", "--index INDEX --from-index SEG", "[--check] [--full] DIR"],
     about: """
         Verify every record of a segment and repair what a crash can leave behind.
         A torn tail (damage with no valid record after it, such as a record cut short
@@ -18,6 +18,13 @@ let tool = Tool(ToolSpec(
         new segment, or --force truncates at the first damage anyway. Damage below
         the end up to which writers verified the segment (kept in SEG.lock) is never
         taken for a torn tail.
+
+        Given a store DIR, logfix takes DIR/LOCK and verifies its active segment from
+        the end up to which writers verified it (the whole segment if that is not
+        known), and with --full every closed segment as well. A torn tail can only be
+        in the active segment: a segment is fsynced before the next one is started,
+        so damage in a closed segment is always refused (exit 1) unless --force.
+        There is one report line per segment verified.
 
         logfix holds the writers' lock (SEG.lock) while it works, so it never mistakes
         an append in progress for a torn tail, and removes a leftover SEG.compacting
@@ -39,6 +46,7 @@ let tool = Tool(ToolSpec(
         Option(["--index"], "INDEX", "with --from-index: the index of this segment", completion: .file),
         Option(["--from-index"], nil,
                "verify only what was appended after the index was written (after checking the index's last record is still there), so routine recovery costs the tail, not the file"),
+        Option(["--full"], nil, "with a store DIR: verify every closed segment too, not only the active segment's tail"),
         Option(["--report"], "FILE", "also write the report to FILE", completion: .file),
         Option.maxRecord,
     ],
@@ -48,8 +56,9 @@ let tool = Tool(ToolSpec(
         --check, or refused; 2 usage or I/O error.
         """,
     examples: [
-        "logfix data/segment-0001.dat",
-        "logfix --check data/segment-0001.dat || echo damaged",
+        "logfix data",
+        "logfix --check --full data || echo damaged",
+        "logfix one.seg",
         "logfix --index data/index.json --from-index data/segment-0001.dat",
         "logfix --salvage data/rescued.dat data/segment-0001.dat",
     ]))
@@ -63,6 +72,7 @@ struct Fix {
     let indexPath: String?
     let reportPath: String?
     let maxRecord: Int
+    let full: Bool
 
     init(_ arguments: ParsedArguments) throws(UsageError) {
         path = try arguments.onlySegment()
@@ -73,6 +83,12 @@ struct Fix {
         indexPath = try arguments.path("--index")
         reportPath = try arguments.path("--report")
         maxRecord = try arguments.maxRecord()
+        full = arguments.has("--full")
+        if Store.isStore(path) {
+            if salvagePath != nil || fromIndex { throw UsageError("--salvage and --from-index take a segment, not a store") }
+        } else if full {
+            throw UsageError("--full is used with a store (a directory); a segment is always verified in full")
+        }
         if fromIndex && indexPath == nil { throw UsageError("--from-index needs --index INDEX") }
         if indexPath != nil && !fromIndex { throw UsageError("--index is used with --from-index") }
         if [check, force, salvagePath != nil].filter({ $0 }).count > 1 {
@@ -90,30 +106,59 @@ struct Fix {
         if let salvagePath, FileSystem.isTerminal(salvagePath) {
             throw PathRefused(message: "\(salvagePath): refusing to write binary records to a terminal")
         }
-        let report = try repair()
-        let line = report.json
+        let reports = Store.isStore(path) ? try repairStore() : [try repair(path, lock: try segmentLock(), closed: false)]
+        let line = reports.map(\.json).joined()
         // The report reaches stdout even if the report file cannot be written.
         try FileDescriptor.standardOutput.writeAll(line)
         if let reportPath { try FileSystem.writeAtomically(reportPath) { try $0.writeAll(line) } }
-        return report.exitCode
+        return reports.map(\.exitCode).max { $0.rawValue < $1.rawValue } ?? .success
     }
 
-    func repair() throws -> RepairReport {
+    /// --check changes nothing, not even by creating the lock file, and needs
+    /// only read permission: without a readable lock file it reads unlocked.
+    func segmentLock() throws -> WritersLock? {
         try FileSystem.requireSegment(path)
-        // --check changes nothing, not even by creating the lock file, and needs
-        // only read permission: without a readable lock file it reads unlocked.
-        let lock: WritersLock? = check ? try? WritersLock(segment: path, readOnly: true) : try WritersLock(segment: path)
+        if !check { try Store.refuseStoreSegment(path, use: "repair the store instead (logfix \(FileSystem.directory(of: path)))") }
+        return check ? try? WritersLock(segment: path, readOnly: true) : try WritersLock(segment: path)
+    }
+
+    /// The store's active segment from where writers verified it, and with
+    /// --full every closed segment, all under the store's lock.
+    func repairStore() throws -> [RepairReport] {
+        let store = Store(path)
+        let lock: WritersLock? = check ? try? WritersLock(store: store, readOnly: true) : try WritersLock(store: store)
         try lock?.lock()
         defer { lock?.unlock() }
+        let segments = try store.segments()
+        guard let active = segments.last else {
+            tool.warn("\(path): an empty store")
+            return []
+        }
+        var reports: [RepairReport] = []
+        if full {
+            for segment in segments.dropLast() { reports.append(try repair(segment.path, lock: lock, closed: true, inStore: true)) }
+        }
+        reports.append(try repair(active.path, lock: lock, closed: false, inStore: true, fromVerifiedEnd: !full))
+        return reports
+    }
+
+    /// Verifies and repairs one segment. `closed`: a closed segment of a
+    /// store, which never holds a torn tail. `inStore`: the store's lock is
+    /// held by the caller. `fromVerifiedEnd`: start where the lock says
+    /// writers verified the segment.
+    func repair(_ path: String, lock: WritersLock?, closed: Bool, inStore: Bool = false, fromVerifiedEnd: Bool = false) throws -> RepairReport {
+        if !inStore { try lock?.lock() }
+        defer { if !inStore { lock?.unlock() } }
         // Opened under the lock, so the path names the live segment, not one a
         // compaction has just renamed away.
         let file = try FileDescriptor.openSegment(path, check || salvagePath != nil ? O_RDONLY : O_RDWR)
         defer { file.close() }
-        if !check { try lock?.removeLeftoverCompaction() }
+        if !check && !inStore { try lock?.removeLeftoverCompaction() }
 
         let size = try file.size()
         let identity = try file.identity()
-        let start = fromIndex ? try indexedEnd(of: file, size: size) : 0
+        var start = fromIndex ? try indexedEnd(of: file, size: size) : 0
+        if fromVerifiedEnd, let known = lock?.verifiedEnd(), try known.holds(in: file, size: size) { start = known.end }
         let verification = try Recovery.verify(file, size: size, from: start, maxRecord: maxRecord)
         var report = RepairReport(segment: path, originalSize: size, verification: verification)
         // Records up to the end a writer wrote or verified (kept in SEG.lock) were
@@ -124,7 +169,7 @@ struct Fix {
         // A record longer than --max-record is a whole record that a smaller
         // limit refuses, never a crash's leftover: raise the limit, do not cut.
         let refusedByLimit = { if case .tooLarge = verification.failure?.error { true } else { false } }()
-        let tornTail = verification.isTornTail && !failedBelowVerified && !refusedByLimit
+        let tornTail = verification.isTornTail && !failedBelowVerified && !refusedByLimit && !closed
         /// Leaves the next writer a verified end it can trust without reading
         /// the segment again (only when this run saw the last record).
         func record(_ state: VerifiedEnd) {
@@ -152,12 +197,16 @@ struct Fix {
             tool.warn("\(path): truncated at offset \(cut) (\(size - cut) bytes from offset \(failure.offset): \(failure.error.reason))")
             return report.finish(force && !tornTail ? .forced : .truncated, recoveredSize: cut)
         }
+        if closed {
+            tool.warn("\(path): \(failure.message); a closed segment of the store, fsynced when it was closed, so this is no torn tail; not truncating (use --force)")
+            return report.finish(.refused, recoveredSize: size)
+        }
         if refusedByLimit && verification.isTornTail {
             tool.warn("\(path): \(failure.message); not truncating a record the limit refuses (raise --max-record, or use --force)")
             return report.finish(.refused, recoveredSize: size)
         }
         if let verifiedEnd, failedBelowVerified && verification.isTornTail {
-            tool.warn("\(path): \(failure.message); the damage lies below offset \(verifiedEnd), up to which the records were whole when written (\(path).lock); not truncating (use --salvage OUT or --force)")
+            tool.warn("\(path): \(failure.message); the damage lies below offset \(verifiedEnd), up to which the records were whole when written (\(inStore ? Store(self.path).lockPath : path + ".lock")); not truncating (use --salvage OUT or --force)")
             return report.finish(.refused, recoveredSize: size)
         }
         let ranges = verification.damaged.map { "\($0.start)-\($0.end)" }.joined(separator: ", ")

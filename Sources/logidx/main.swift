@@ -6,7 +6,11 @@ import LogCLI
 
 let tool = Tool(ToolSpec(
     name: "logidx",
-    synopsis: ["[-o INDEX] < scan.jsonl", "[-o INDEX] SEG...", "get [options] INDEX KEY...", "get [options] INDEX - < keys.txt"],
+    synopsis: [
+        "[-o INDEX] < scan.jsonl", "[-o INDEX] SEG...", "-o DIR/index.json DIR",
+        "get [options] INDEX|DIR KEY...", "get [options] INDEX|DIR - < keys.txt",
+        "range INDEX|DIR [--prefix P | --from A --to B] [--keys-only]",
+    ],
     about: """
         Build an index from scan output (logscan, with or without --no-values, or the
         address lines of logenc -a), one or more segments in one stream: the newest
@@ -27,6 +31,17 @@ let tool = Tool(ToolSpec(
         record, and writes nothing at all if one is damaged: the safe way to rebuild
         an index that a damaged scan must never replace.
 
+        Given a store DIR, it brings the store's index up to date: one index per
+        segment (DIR/index-N.json, each in the format above) and DIR/index.json, a
+        one-line list of them. Only records no index covers yet are read: new
+        segments, and the active segment from where its index ends. `get DIR` and
+        `range DIR` search the segments newest first, scanning the records appended
+        since the last update, so answers are never stale, only slower.
+
+        `range` prints the live records of the keys in a range, in key order, as JSON
+        lines like logscan's (deleted keys are left out), at the cost of one binary
+        search per index plus the keys printed; with --keys-only, only the keys.
+
         A found key prints its value and a newline. A deleted key: "logidx: KEY:
         deleted" on stderr; a key never written: "logidx: KEY: not found" (a key
         holding control characters is shown JSON-quoted).
@@ -35,6 +50,10 @@ let tool = Tool(ToolSpec(
         Option(["-o", "--output"], "INDEX", "build: write the index to INDEX atomically (default: stdout)", completion: .file),
         Option(["--json"], nil, "get: one JSON line per key: {\"status\":\"found\"|\"deleted\"|\"missing\",...}"),
         Option(["--report"], "FILE", "get: write timings and the lookup mode to FILE as JSON", completion: .file),
+        Option(["--prefix"], "P", "range: keys that start with P"),
+        Option(["--from"], "A", "range: keys from A (inclusive)"),
+        Option(["--to"], "B", "range: keys up to B (inclusive)"),
+        Option(["--keys-only"], nil, "range: print the keys only, one per line (JSON-quoted if they hold control characters)"),
         Option.maxRecord,
     ],
     operands: .file,
@@ -43,21 +62,32 @@ let tool = Tool(ToolSpec(
         malformed input line, a damaged record or index; 2 usage or I/O error.
         """,
     examples: [
-        "logscan --no-values data/segment-0001.dat | logidx -o data/index.json",
-        "logidx -o data/index.json data/segment-0001.dat",
-        "logidx get data/index.json name",
-        "printf 'a\\nb\\n' | logidx get --json data/index.json -",
-        "jq '.entries | length' data/index.json",
+        "logidx -o data/index.json data",
+        "logidx get data name",
+        "printf 'a\\nb\\n' | logidx get --json data -",
+        "logidx range data --prefix user- --keys-only",
+        "logscan --no-values one.seg | logidx -o one.json",
+        "jq '.entries | length' one.json",
     ]))
 
 // MARK: Building
 
 func build(_ arguments: ParsedArguments) throws -> ExitCode {
     for option in ["--json", "--report"] where arguments.has(option) { throw UsageError("\(option) is a get option") }
+    for option in ["--prefix", "--from", "--to", "--keys-only"] where arguments.has(option) { throw UsageError("\(option) is a range option") }
     let output = try arguments.path("--output")
     let maxRecord = try arguments.maxRecord()
     let builder = IndexBuilder()
     let segments = arguments.positionalStrings
+    if let path = segments.first(where: Store.isStore) {
+        guard segments.count == 1 else { throw UsageError("a store is indexed alone: logidx -o \(path)/index.json \(path)") }
+        let store = Store(path)
+        if let output, try FileSystem.identity(of: output) != FileSystem.identity(of: store.indexPath) || !FileSystem.exists(output) && output != store.indexPath {
+            throw UsageError("a store's index is \(store.indexPath) (its runs live beside it), not \(output)")
+        }
+        _ = try StoreIndex.update(store, maxRecord: maxRecord) { tool.warn($0) }
+        return .success
+    }
     if segments.isEmpty {
         try builder.addScanLines(from: .standardInput, maxRecord: maxRecord)
     } else {
@@ -84,7 +114,7 @@ func get(_ arguments: ParsedArguments) throws -> ExitCode {
     let keysFromInput = keys.count == 1 && keys[0] == Array("-".utf8)
 
     let loadStarted = monotonicMicroseconds()
-    let store = try IndexedStore(indexPath: String(decoding: indexBytes, as: UTF8.self), maxRecord: maxRecord) { tool.warn($0) }
+    let store = try Lookups(String(decoding: indexBytes, as: UTF8.self), maxRecord: maxRecord)
     let loaded = monotonicMicroseconds()
 
     let answers = Answers(json: json)
@@ -114,7 +144,7 @@ func get(_ arguments: ParsedArguments) throws -> ExitCode {
 
     if let reportPath {
         let report = """
-            {"mode":"\(store.mode.rawValue)","entries":\(store.entryCount),"segment_size":\(store.segmentBytes),\
+            {"mode":"\(store.mode)","entries":\(store.entryCount),"segment_size":\(store.segmentBytes),\
             "index_load_ms":\(milliseconds(loaded - loadStarted - store.catchUpMicroseconds)),\
             "catch_up_ms":\(milliseconds(store.catchUpMicroseconds)),"lookup_ms":\(milliseconds(finished - lookupStarted)),\
             "keys":\(answers.found + answers.deleted + answers.missing),"found":\(answers.found),\
@@ -178,8 +208,107 @@ final class Answers {
     }
 }
 
+/// An index file or a store, answering the same questions.
+enum Lookups {
+    case file(IndexedStore)
+    case store(StoreLookup)
+
+    /// A directory or a store's `index.json` is the store; any other path an index.
+    init(_ path: String, maxRecord: Int) throws {
+        if Store.isStore(path) {
+            self = .store(try StoreLookup(store: Store(path), maxRecord: maxRecord) { tool.warn($0) })
+        } else if StoreIndex.isManifest(path) {
+            self = .store(try StoreLookup(store: Store(FileSystem.directory(of: path)), maxRecord: maxRecord) { tool.warn($0) })
+        } else {
+            self = .file(try IndexedStore(indexPath: path, maxRecord: maxRecord) { tool.warn($0) })
+        }
+    }
+
+    func lookup(_ key: UnsafeRawBufferPointer) throws -> LookupResult {
+        switch self {
+        case .file(let index): try index.lookup(key)
+        case .store(let store): try store.lookup(key)
+        }
+    }
+
+    func lookup(_ keys: [UnsafeRawBufferPointer], _ answer: (UnsafeRawBufferPointer, LookupResult) throws -> Void) throws {
+        switch self {
+        case .file(let index): try index.lookup(keys, answer)
+        case .store(let store): try store.lookup(keys, answer)
+        }
+    }
+
+    func range(_ range: KeyRange, _ body: (UnsafeRawBufferPointer, LookupResult) throws -> Void) throws {
+        switch self {
+        case .file(let index): try index.range(range, body)
+        case .store(let store): try store.range(range, body)
+        }
+    }
+
+    var mode: String {
+        switch self {
+        case .file(let index): index.mode.rawValue
+        case .store: "store"
+        }
+    }
+
+    var entryCount: UInt64 {
+        switch self {
+        case .file(let index): index.entryCount
+        case .store(let store): store.indexedEntries
+        }
+    }
+
+    var segmentBytes: UInt64 {
+        switch self {
+        case .file(let index): index.segmentBytes
+        case .store(let store): store.segmentBytes
+        }
+    }
+
+    var catchUpMicroseconds: UInt64 {
+        switch self {
+        case .file(let index): index.catchUpMicroseconds
+        case .store: 0
+        }
+    }
+}
+
+// MARK: Range reads
+
+func range(_ arguments: ParsedArguments) throws -> ExitCode {
+    for option in ["--output", "--json", "--report"] where arguments.has(option) { throw UsageError("\(option) is not a range option") }
+    let maxRecord = try arguments.maxRecord()
+    let positionals = Array(arguments.positionals.dropFirst())
+    guard positionals.count == 1, let index = positionals.first else {
+        throw UsageError(positionals.isEmpty ? "range needs an INDEX or a store DIR" : "range takes one INDEX or DIR; the keys are chosen with --prefix, or --from and --to")
+    }
+    let prefix = arguments.bytes("--prefix")
+    let from = arguments.bytes("--from")
+    let to = arguments.bytes("--to")
+    if prefix != nil && (from != nil || to != nil) { throw UsageError("--prefix excludes --from and --to") }
+    let keyRange = prefix.map { KeyRange(prefix: $0) } ?? KeyRange(from: from, to: to)
+    let keysOnly = arguments.has("--keys-only")
+    let lookups = try Lookups(String(decoding: index, as: UTF8.self), maxRecord: maxRecord)
+    let output = OutputBuffer(sink: .standardOutput)
+    try lookups.range(keyRange) { key, result in
+        guard case .found(let record, let segment, let offset) = result else { return }
+        if keysOnly {
+            try output.append(Array(Tool.displayKey(key).utf8) + [0x0A])
+        } else {
+            try RecordJSON.write(record, offset: offset, shape: RecordJSON.Shape(segment: segment, includeValue: true), to: output)
+        }
+    }
+    try output.flush()
+    return .success
+}
+
 // MARK: Dispatch
 
 tool.main { arguments in
-    arguments.positionals.first == Array("get".utf8) ? try get(arguments) : try build(arguments)
+    switch arguments.positionals.first {
+    case Array("get".utf8): try get(arguments)
+    case Array("range".utf8): try range(arguments)
+    default: try build(arguments)
+    }
 }

@@ -7,10 +7,12 @@ import Glibc
 
 let tool = Tool(ToolSpec(
     name: "logscan",
-    synopsis: ["[options] SEG...", "--at OFFSET SEG", "--count SEG...", "--follow [--cursor-file F | --after CURSOR] SEG"],
+    synopsis: ["[options] SEG|DIR...", "--at OFFSET SEG", "--count SEG|DIR...", "--follow [--cursor-file F | --after CURSOR] SEG"],
     about: """
         Scan segment files from the start (or --from OFFSET), verify every record's
-        structure and checksum, and print each record as a JSON line:
+        structure and checksum, and print each record as a JSON line (a store DIR
+        stands for its segments, oldest first, opened together as one consistent
+        view even while a merge replaces some):
 
           {"segment":"SEG","offset":0,"length":35,"type":"put","key":"name",
            "value":"ish","timestamp":1700000000000,"checksum":"0xcff8f08d"}
@@ -57,7 +59,8 @@ let tool = Tool(ToolSpec(
         """,
     examples: [
         "logscan data/segment-0001.dat | jq -r 'select(.type == \"put\") | .key'",
-        "logscan --count data/segment-0001.dat",
+        "logscan data | jq -r 'select(.type == \"put\") | .key'",
+        "logscan --count data",
         "logscan --at 35 data/segment-0001.dat",
         "logscan --no-values data/segment-0001.dat | logidx > data/index.json",
     ]))
@@ -102,6 +105,7 @@ struct Scan {
         }
         if at != nil {
             if segments.count > 1 { throw UsageError("--at reads one segment") }
+            if Store.isStore(segments[0]) { throw UsageError("--at reads a segment, not a store: give the segment an address names") }
             if countOnly || arguments.has("--from") { throw UsageError("--at cannot be combined with --count or --from") }
         }
     }
@@ -159,16 +163,30 @@ struct Scan {
             tool.warn(message)
             if status.rawValue > worst.rawValue { worst = status }
         }
+        // A store's segments are opened together, as one view of it.
+        var readers: [Result<SegmentReader, any Error>] = []
         for path in segments {
-            let shape = RecordJSON.Shape(segment: path, includeValue: includeValues)
-            var summary = ScanSummary()
+            if Store.isStore(path) {
+                do {
+                    readers += try Store(path).openSegments().map { .success($0) }
+                } catch {
+                    readers.append(.failure(error))
+                }
+            } else {
+                readers.append(Result { try SegmentReader(path: path) })
+            }
+        }
+        for opened in readers {
             let segment: SegmentReader
-            do {
-                segment = try SegmentReader(path: path)
-            } catch {
+            switch opened {
+            case .success(let reader): segment = reader
+            case .failure(let error):
                 try report(error)
                 continue
             }
+            let path = segment.path
+            let shape = RecordJSON.Shape(segment: path, includeValue: includeValues)
+            var summary = ScanSummary()
             do {
                 if let at {
                     let record = try segment.record(at: at, maxRecord: maxRecord, verify: verify, buffer: recordBuffer)

@@ -224,7 +224,7 @@ struct CompactionTests {
         // An appender carries on at the end of the compacted segment.
         let appender = try SegmentAppender(path: path)
         let more = Reference.put("d", "6", 6)
-        #expect(try more.withUnsafeBytes { try appender.append($0, sync: false) } == UInt64(expected.count))
+        #expect(try more.withUnsafeBytes { try appender.append($0, sync: false) }[0].offset == UInt64(expected.count))
     }
 
     @Test("in place, everything deleted: an empty segment, and a verified end of 0")

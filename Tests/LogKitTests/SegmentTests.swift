@@ -31,7 +31,7 @@ private func awkwardSegment() -> SegmentImage {
 }
 
 private func append(_ appender: SegmentAppender, _ bytes: [UInt8], sync: Bool = false) throws -> UInt64 {
-    try bytes.withUnsafeBytes { try appender.append($0, sync: sync) }
+    try bytes.withUnsafeBytes { try appender.append($0, sync: sync) }[0].offset
 }
 
 // MARK: RecordReader

@@ -1,0 +1,311 @@
+// The store's index (docs/index.md, "The store's index"): a run per segment,
+// `index-N.json`, each an index in the single-file format of contract
+// section 4 covering that one segment, and `index.json`, a one-line
+// manifest naming the runs and what each covers:
+//
+//   {"version":1,"store":true,"created":MS,"count":N,"segments":[{"path":"segment-0001.dat",
+//    "size":N,"last_offset":N,"last_checksum":"0x...","index":"index-0001.json","count":N},...]}
+//
+// A closed segment never changes, so its run is written once. Bringing the
+// index up to date reads only records no run covers: segments without a
+// run, and the active segment from where its run ends, whose run is then
+// rewritten by merging its lines with the new entries (a copy bounded by
+// the segment size, never a re-read of the store). A run that no longer
+// matches its segment (a merge replaced it) is built again from that one
+// segment. Every run is checked against its segment before use with one
+// positioned read, so a stale run is never trusted, only rebuilt.
+//
+// A lookup walks the segments newest first: the records after the end of a
+// segment's run (the writes since the last update), then a binary search of
+// the run. The first segment that knows the key answers.
+
+import LogFormat
+import LogIO
+import LogJSON
+
+import Glibc
+
+/// What an index update did.
+public struct StoreIndexUpdate: Sendable {
+    public var reused = 0
+    public var extended = 0
+    public var built = 0
+    public var removed = 0
+    /// Records read from the segments.
+    public var records = 0
+    public var entries: UInt64 = 0
+}
+
+/// A segment of the store with its run, if the run matches it.
+struct IndexedStoreSegment {
+    let number: UInt64
+    let reader: SegmentReader
+    let run: IndexFile?
+    /// Where the run's records end: the start of the unindexed tail.
+    var covered: UInt64 { run?.segments.first?.size ?? 0 }
+}
+
+public enum StoreIndex {
+    /// True if the file at `path` is a store's manifest rather than a
+    /// single-file index: `logidx get DIR/index.json KEY` means the store.
+    public static func isManifest(_ path: String) -> Bool {
+        guard let file = try? FileDescriptor.open(path, O_RDONLY | O_NONBLOCK) else { return false }
+        defer { file.close() }
+        var head = [UInt8](repeating: 0, count: 64)
+        let count = head.withUnsafeMutableBytes { (try? file.read(at: 0, into: $0)) ?? 0 }
+        return String(decoding: head[0..<count], as: UTF8.self).hasPrefix("{\"version\":1,\"store\":true,")
+    }
+
+    /// The run of `segment` if it exists, reads as an index of that one
+    /// segment and still matches it; `warn` hears why a run is not used.
+    static func matchingRun(_ store: Store, _ number: UInt64, _ reader: SegmentReader, maxRecord: Int, warn: (String) -> Void) throws -> IndexFile? {
+        let path = store.path(of: Store.runName(number))
+        guard FileSystem.exists(path) else { return nil }
+        let run: IndexFile
+        do {
+            run = try IndexFile(path: path)
+        } catch let error as IndexError {
+            warn("\(error.message); not using it")
+            return nil
+        }
+        guard run.segments.count == 1, let indexed = run.segments.first,
+              try FileSystem.identity(of: indexed.path) == (try reader.file.identity())
+        else {
+            warn("\(path): not the index of \(reader.path); not using it")
+            return nil
+        }
+        if let reason = try indexed.mismatch(reader.file, size: reader.size, maxRecord: maxRecord, buffer: ByteBuffer()) {
+            warn("\(reader.path): \(reason); its index \(Store.runName(number)) is stale")
+            return nil
+        }
+        return run
+    }
+
+    /// Brings the index of `store` up to date: see the file comment.
+    public static func update(_ store: Store, maxRecord: Int, warn: (String) -> Void) throws -> StoreIndexUpdate {
+        var report = StoreIndexUpdate()
+        let segments = try store.segments()
+        let readers = try store.openSegments()
+        var manifest: [String] = []
+        var kept: Set<String> = []
+        for reader in readers {
+            let name = String(reader.path.split(separator: "/").last ?? "")
+            guard let number = Store.segmentNumber(name) else { continue }
+            let runName = Store.runName(number)
+            let runPath = store.path(of: runName)
+            kept.insert(runName)
+            // A stale run is replaced quietly: that is what an update is for.
+            var run = try matchingRun(store, number, reader, maxRecord: maxRecord) { _ in }
+            if let existing = run, existing.segments[0].size < reader.size {
+                let tail = IndexBuilder()
+                let added = try tail.addCommitted(reader, from: existing.segments[0].size, maxRecord: maxRecord)
+                if added > 0 {
+                    try tail.write(indexAt: runPath, mergingOver: existing)
+                    report.extended += 1
+                    report.records += added
+                    run = try IndexFile(path: runPath)
+                } else {
+                    report.reused += 1
+                }
+            } else if run != nil {
+                report.reused += 1
+            } else {
+                let builder = IndexBuilder()
+                report.records += try builder.addCommitted(reader, from: 0, maxRecord: maxRecord)
+                try builder.write(indexAt: runPath)
+                report.built += 1
+                run = try IndexFile(path: runPath)
+            }
+            guard let run, let covered = run.segments.first else { continue }
+            report.entries += run.count
+            let path = String(decoding: JSONText.quoted(name), as: UTF8.self)
+            let index = String(decoding: JSONText.quoted(runName), as: UTF8.self)
+            manifest.append("{\"path\":\(path),\"size\":\(covered.size),\"last_offset\":\(covered.lastOffset),\"last_checksum\":\"\(Hex.word(covered.lastChecksum))\",\"index\":\(index),\"count\":\(run.count)}")
+        }
+        let line = "{\"version\":1,\"store\":true,\"created\":\(currentTimeMillis()),\"count\":\(report.entries),\"segments\":[" + manifest.joined(separator: ",") + "]}\n"
+        try FileSystem.writeAtomically(store.indexPath) { try $0.writeAll(line) }
+        // Runs of segments a merge removed: only after the manifest no longer names them.
+        let present = Set(segments.map(\.number))
+        for name in try FileSystem.names(in: store.directory) {
+            guard let number = Store.runNumber(name), !present.contains(number), !kept.contains(name) else { continue }
+            try FileSystem.remove(store.path(of: name))
+            report.removed += 1
+        }
+        return report
+    }
+}
+
+/// Lookups and range reads through a store's index, correct however stale
+/// the index is: unindexed records are scanned, stale runs are not used.
+public final class StoreLookup {
+    public let store: Store
+    private let segments: [IndexedStoreSegment]
+    private let maxRecord: Int
+    private let recordBuffer = ByteBuffer()
+    /// Per segment, its unindexed records by key, built on first use by a
+    /// lookup of many keys.
+    private var overlays: [Int: [[UInt8]: IndexLocation]] = [:]
+
+    public init(store: Store, maxRecord: Int, warn: (String) -> Void) throws {
+        self.store = store
+        self.maxRecord = maxRecord
+        var segments: [IndexedStoreSegment] = []
+        for reader in try store.openSegments() {
+            let name = String(reader.path.split(separator: "/").last ?? "")
+            guard let number = Store.segmentNumber(name) else { continue }
+            let run = try StoreIndex.matchingRun(store, number, reader, maxRecord: maxRecord, warn: warn)
+            segments.append(IndexedStoreSegment(number: number, reader: reader, run: run))
+        }
+        self.segments = segments
+    }
+
+    /// Entries of the runs in use (a key indexed in several segments counts in each).
+    public var indexedEntries: UInt64 { segments.reduce(0) { $0 + ($1.run?.count ?? 0) } }
+
+    /// The size of the store's segments as opened.
+    public var segmentBytes: UInt64 { segments.reduce(0) { $0 + $1.reader.size } }
+
+    /// Bytes of records no run covers: what lookups scan.
+    public var unindexedBytes: UInt64 { segments.reduce(0) { $0 + ($1.reader.size - min($1.covered, $1.reader.size)) } }
+
+    /// The newest record of `key`, scanning unindexed tails for it.
+    public func lookup(_ key: UnsafeRawBufferPointer) throws -> LookupResult {
+        for n in segments.indices.reversed() {
+            let segment = segments[n]
+            var found: IndexLocation?
+            if segment.reader.size > segment.covered {
+                try segment.reader.scanCommitted(from: segment.covered, maxRecord: maxRecord) { record, offset in
+                    if record.key.count == key.count && record.key.elementsEqual(key) {
+                        found = IndexLocation(type: record.type, segment: n, offset: offset, length: UInt64(record.length), timestamp: record.timestamp)
+                    }
+                }
+            }
+            if found == nil, let run = segment.run, var location = try run.find(key) {
+                location.segment = n
+                found = location
+            }
+            if let found { return try read(key, at: found) }
+        }
+        return .missing
+    }
+
+    /// Looks up many keys: each segment's unindexed records are read once.
+    public func lookup(_ keys: [UnsafeRawBufferPointer], _ answer: (UnsafeRawBufferPointer, LookupResult) throws -> Void) throws {
+        for key in keys {
+            var result = LookupResult.missing
+            for n in segments.indices.reversed() {
+                var found = try overlay(n)[Array(key)]
+                if found == nil, let run = segments[n].run, var location = try run.find(key) {
+                    location.segment = n
+                    found = location
+                }
+                if let found {
+                    result = try read(key, at: found)
+                    break
+                }
+            }
+            try answer(key, result)
+        }
+    }
+
+    private func overlay(_ n: Int) throws -> [[UInt8]: IndexLocation] {
+        if let built = overlays[n] { return built }
+        var built: [[UInt8]: IndexLocation] = [:]
+        let segment = segments[n]
+        if segment.reader.size > segment.covered {
+            try segment.reader.scanCommitted(from: segment.covered, maxRecord: maxRecord) { record, offset in
+                built[Array(record.key)] = IndexLocation(type: record.type, segment: n, offset: offset, length: UInt64(record.length), timestamp: record.timestamp)
+            }
+        }
+        overlays[n] = built
+        return built
+    }
+
+    /// The live records of the keys in `range`, in key order: per segment,
+    /// the run's entries from one binary search on and the unindexed
+    /// records in the range; the newest segment's entry of a key wins, and
+    /// a key whose newest record is a DELETE is left out.
+    public func range(_ range: KeyRange, _ body: (UnsafeRawBufferPointer, LookupResult) throws -> Void) throws {
+        var candidates: [(key: [UInt8], location: IndexLocation)] = []
+        for n in segments.indices {
+            let segment = segments[n]
+            if let run = segment.run {
+                try range.lowest.withUnsafeBytes { lowest in
+                    try run.forEachEntry(from: lowest) { line in
+                        guard range.admits(line.key) else { return false }
+                        var location = try line.location()
+                        location.segment = n
+                        candidates.append((Array(line.key), location))
+                        return true
+                    }
+                }
+            }
+            for (key, location) in try overlay(n) where key.withUnsafeBytes({ range.contains($0) }) {
+                candidates.append((key, location))
+            }
+        }
+        try KeyRange.forEachLive(&candidates, read: read, body)
+    }
+
+    private func read(_ key: UnsafeRawBufferPointer, at location: IndexLocation) throws -> LookupResult {
+        let reader = segments[location.segment].reader
+        let record = try reader.record(at: location.offset, length: location.length, maxRecord: maxRecord, verify: true, buffer: recordBuffer)
+        guard record.key.elementsEqual(key), UInt64(record.length) == location.length else {
+            throw IndexError(path: store.path(of: Store.runName(segments[location.segment].number)),
+                             reason: "the entry for a key points at \(reader.path) offset \(location.offset), which holds another record; run logidx -o \(store.indexPath) \(store.directory)")
+        }
+        switch record.type {
+        case .put: return .found(record, segment: reader.path, offset: location.offset)
+        case .delete: return .deleted(record, segment: reader.path, offset: location.offset)
+        }
+    }
+}
+
+/// Keys with a prefix, or from `from` up to and including `to`.
+public struct KeyRange: Sendable {
+    public let lowest: [UInt8]
+    public let highest: [UInt8]?
+    public let prefix: [UInt8]?
+
+    public init(prefix: [UInt8]) {
+        self.prefix = prefix
+        lowest = prefix
+        highest = nil
+    }
+
+    /// Either bound may be open.
+    public init(from: [UInt8]?, to: [UInt8]?) {
+        prefix = nil
+        lowest = from ?? []
+        highest = to
+    }
+
+    /// For a walk in key order from `lowest`: false once past the range.
+    func admits(_ key: UnsafeRawBufferPointer) -> Bool {
+        if let prefix { return key.starts(with: prefix) }
+        guard let highest else { return true }
+        return highest.withUnsafeBytes { compareBytes(key, $0) <= 0 }
+    }
+
+    /// Hands `body` the newest candidate of each key, in key order, if it is
+    /// a PUT. Candidates compare by key, then by (segment, offset): newest last.
+    static func forEachLive(
+        _ candidates: inout [(key: [UInt8], location: IndexLocation)],
+        read: (UnsafeRawBufferPointer, IndexLocation) throws -> LookupResult,
+        _ body: (UnsafeRawBufferPointer, LookupResult) throws -> Void
+    ) throws {
+        candidates.sort { a, b in
+            let order = a.key.withUnsafeBytes { x in b.key.withUnsafeBytes { y in compareBytes(x, y) } }
+            return order != 0 ? order < 0 : (a.location.segment, a.location.offset) < (b.location.segment, b.location.offset)
+        }
+        for (n, candidate) in candidates.enumerated() {
+            if n + 1 < candidates.count && candidates[n + 1].key == candidate.key { continue }
+            guard candidate.location.type == .put else { continue }
+            try candidate.key.withUnsafeBytes { key in try body(key, try read(key, candidate.location)) }
+        }
+    }
+
+    public func contains(_ key: UnsafeRawBufferPointer) -> Bool {
+        lowest.withUnsafeBytes { compareBytes(key, $0) >= 0 } && admits(key)
+    }
+}
