@@ -108,15 +108,7 @@ public enum Compaction {
             }
         }
         report.recordsRead = offsets.count
-        // Whether a record of the same batch after this one is kept: walked
-        // backwards, a record without the flag starts (ends) a batch.
-        var keptLater = [Bool](repeating: false, count: offsets.count)
-        var later = false
-        for number in offsets.indices.reversed() {
-            if !continues[number] { later = false }
-            keptLater[number] = later
-            if !dead[number] && puts[number] { later = true }
-        }
+        let keptLater = KeyHash.keptLater(continues: continues) { !dead[$0] && puts[$0] }
         for (number, offset) in offsets.enumerated() where !dead[number] {
             guard puts[number] else {
                 report.droppedTombstones += 1
@@ -271,12 +263,15 @@ enum KeyHash {
     /// `keyed` holds one `hash << 32 | record number` per record, in record
     /// order; returns which records are overwritten by a later one.
     static func overwritten(_ keyed: [UInt64], offsets: [Int], segment: UnsafeRawBufferPointer) -> [Bool] {
+        guard segment.baseAddress != nil else { return [Bool](repeating: false, count: keyed.count) }
+        return overwritten(keyed) { RecordView.verified(segment, at: offsets[$0]).key }
+    }
+
+    /// The same, for records anywhere: `keyOf` gives a record number's key.
+    static func overwritten(_ keyed: [UInt64], keyOf: (Int) -> UnsafeRawBufferPointer) -> [Bool] {
         let sorted = radixSortByHash(keyed)
         var dead = [Bool](repeating: false, count: keyed.count)
-        guard let base = segment.baseAddress else { return dead }
-        func key(_ item: UInt64) -> UnsafeRawBufferPointer {
-            RecordView.verified(segment, at: offsets[Int(item & 0xFFFF_FFFF)]).key
-        }
+        func key(_ item: UInt64) -> UnsafeRawBufferPointer { keyOf(Int(item & 0xFFFF_FFFF)) }
         var start = 0
         while start < sorted.count {
             var end = start + 1
@@ -292,6 +287,20 @@ enum KeyHash {
             start = end
         }
         return dead
+    }
+
+    /// Per record, whether a record of the same batch after it is kept: the
+    /// flag each kept record must carry so that kept batches stay batches.
+    /// Walked backwards, a record without the flag starts (ends) a batch.
+    static func keptLater(continues: [Bool], kept: (Int) -> Bool) -> [Bool] {
+        var result = [Bool](repeating: false, count: continues.count)
+        var later = false
+        for number in continues.indices.reversed() {
+            if !continues[number] { later = false }
+            result[number] = later
+            if kept(number) { later = true }
+        }
+        return result
     }
 
     /// A stable LSD radix sort on the high 32 bits, a byte per pass, so equal

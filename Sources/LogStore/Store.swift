@@ -130,24 +130,33 @@ public struct Store: Sendable {
 
 extension Store {
     /// Opens every segment, oldest first, as one consistent view. A merge
-    /// (`logpack DIR`) replaces closed segments while readers take no lock;
-    /// its steps keep every moment's directory a consistent store, but a
-    /// segment listed and then removed before it was opened would leave a
-    /// gap: then the listing is taken again. A segment opened stays readable
-    /// whatever happens to its name.
+    /// (`logpack DIR`) renames new segments over closed ones and removes
+    /// others while readers take no lock; each of its steps leaves a
+    /// consistent store, but a reader that opened some segments before a
+    /// step and some after could see a mix of two states. So once all are
+    /// open, each name must still be the file opened (one stat each): if
+    /// none changed, the view is the store as it was at that moment;
+    /// otherwise the listing is taken again. A segment opened stays
+    /// readable whatever later happens to its name.
     public func openSegments() throws -> [SegmentReader] {
         while true {
             var readers: [SegmentReader] = []
-            var vanished = false
+            var changed = false
             for segment in try segments() {
                 do {
                     readers.append(try SegmentReader(path: segment.path))
                 } catch let error as SystemError where error.errno == ENOENT {
-                    vanished = true
+                    changed = true
                     break
                 }
             }
-            if !vanished { return readers }
+            if !changed {
+                for reader in readers where try FileSystem.identity(of: reader.path) != (try reader.file.identity()) {
+                    changed = true
+                    break
+                }
+            }
+            if !changed { return readers }
         }
     }
 }

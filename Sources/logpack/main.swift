@@ -7,7 +7,7 @@ import Glibc
 
 let tool = Tool(ToolSpec(
     name: "logpack",
-    synopsis: ["[options] SEG > OUT", "--in-place [--index INDEX] [options] SEG"],
+    synopsis: ["[options] SEG > OUT", "--in-place [--index INDEX] [options] SEG", "[--min-garbage FRACTION] [--segment-size BYTES] DIR"],
     about: """
         Compact a segment: keep the latest PUT of each key, in original order; drop
         overwritten records and tombstones. Every record is verified first: a damaged
@@ -21,7 +21,22 @@ let tool = Tool(ToolSpec(
         one's mode, owner and group; a SEG named through a symlink is its target.
         --index rewrites the index for the new segment (record addresses change).
 
-        The report, on stdout with --in-place and on stderr otherwise:
+        Given a store DIR, logpack merges its closed segments (all but the highest,
+        the active one, which is never touched, so writers never wait) into fewer
+        segments, each up to --segment-size, holding the newest PUT of each key in
+        the original order; tombstones are dropped, since no older segment is left
+        to hold a PUT they hide. The new segments are fsynced, renamed over the
+        lowest closed ones, and the rest are removed from the lowest up; a crash at
+        any point leaves every key answering as before or as after. With
+        --min-garbage, nothing is merged unless at least that fraction of the closed
+        bytes is garbage. The report goes to stdout either way:
+
+          {"store":"DIR","merged":true,"skipped":null,"closed_bytes":N,"live_bytes":N,
+           "garbage_bytes":N,"garbage_fraction":F,"active":{"path":...,"size":N},...,
+           "segments":[{"path":...,"size":N,"live_bytes":N,"garbage_bytes":N}],
+           "outputs":[{"path":...,"size":N}],"removed":[...],"duration_ms":N}
+
+        The report for a segment, on stdout with --in-place and on stderr otherwise:
 
           {"before_size":N,"after_size":N,"records_read":N,"records_written":N,
            "dropped_tombstones":N,"dropped_overwritten":N,"appended_meanwhile":N,
@@ -30,17 +45,22 @@ let tool = Tool(ToolSpec(
     options: [
         Option(["--in-place"], nil, "replace SEG with its compacted form, safely, while writers append"),
         Option(["--index"], "INDEX", "with --in-place: rewrite INDEX for the compacted segment", completion: .file),
+        Option(["--min-garbage"], "FRACTION", "with DIR: merge only if at least FRACTION (0 to 1) of the closed segments' bytes is garbage"),
+        Option(["--segment-size"], "BYTES", "with DIR: the size of the merged segments (K, M or G suffix; default 64M)"),
         Option(["--report"], "FILE", "also write the report to FILE", completion: .file),
         Option.maxRecord,
     ],
     operands: .file,
     exitStatus: """
-        0 compacted; 1 the segment is damaged (nothing written); 2 usage or I/O \
-        error, or another compaction of SEG is running.
+        0 compacted (or, for a store, nothing worth merging); 1 a segment is damaged \
+        (nothing changed); 2 usage or I/O error, or another compaction of SEG or \
+        merge of DIR is running.
         """,
     examples: [
-        "logpack data/segment-0001.dat > data/compacted.dat",
-        "logpack --in-place --index data/index.json data/segment-0001.dat",
+        "logpack data",
+        "logpack --min-garbage 0.3 data && logidx -o data/index.json data",
+        "logpack one.seg > compacted.seg",
+        "logpack --in-place --index one.json one.seg",
         "make compact",
     ]))
 
@@ -50,6 +70,8 @@ struct Pack {
     let indexPath: String?
     let reportPath: String?
     let maxRecord: Int
+    let minGarbage: Double
+    let segmentSize: UInt64?
 
     init(_ arguments: ParsedArguments) throws(UsageError) {
         path = try arguments.onlySegment()
@@ -57,10 +79,26 @@ struct Pack {
         indexPath = try arguments.path("--index")
         reportPath = try arguments.path("--report")
         maxRecord = try arguments.maxRecord()
+        segmentSize = try arguments.byteCount("--segment-size", range: 1...(UInt64(1) << 62)).map(UInt64.init)
+        if let text = arguments.string("--min-garbage") {
+            guard let value = Double(text), value >= 0, value <= 1 else {
+                throw UsageError("option --min-garbage: '\(text)' is not a fraction from 0 to 1")
+            }
+            minGarbage = value
+        } else {
+            minGarbage = 0
+        }
+        if Store.isStore(path) {
+            if inPlace || indexPath != nil { throw UsageError("--in-place and --index take a segment; a store is merged in place: logpack \(path)") }
+        } else if segmentSize != nil || arguments.has("--min-garbage") {
+            throw UsageError("--min-garbage and --segment-size are used with a store (a directory)")
+        }
         if indexPath != nil && !inPlace { throw UsageError("--index is used with --in-place") }
     }
 
     func run() throws -> ExitCode {
+        if Store.isStore(path) { return try merge() }
+        if inPlace { try Store.refuseStoreSegment(path, use: "merge the store instead (logpack \(FileSystem.directory(of: path)))") }
         for (option, output) in [("--report", reportPath), ("--index", indexPath)] {
             if let output { try FileSystem.requireDistinct(output, from: path, option: option) }
         }
@@ -83,6 +121,15 @@ struct Pack {
         let line = report.json
         try (inPlace ? FileDescriptor.standardOutput : FileDescriptor.standardError).writeAll(line)
         if let indexPath { try IndexBuilder.rebuild(indexPath, including: path, maxRecord: maxRecord) }
+        if let reportPath { try FileSystem.writeAtomically(reportPath) { try $0.writeAll(line) } }
+        return .success
+    }
+
+    func merge() throws -> ExitCode {
+        if let reportPath { try FileSystem.requireWritableOutput(reportPath) }
+        let report = try StoreMerge.merge(Store(path), segmentSize: segmentSize ?? Store.defaultSegmentSize, minGarbage: minGarbage, maxRecord: maxRecord)
+        let line = report.json
+        try FileDescriptor.standardOutput.writeAll(line)
         if let reportPath { try FileSystem.writeAtomically(reportPath) { try $0.writeAll(line) } }
         return .success
     }
