@@ -33,6 +33,19 @@ public final class FileWatch {
         }
     }
 
+    /// Watches a directory for files created or renamed into it.
+    public init(directory: String) throws(SystemError) {
+        path = directory
+        let fd = inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK))
+        guard fd >= 0 else { throw SystemError(errno: errno, operation: "inotify_init1", path: directory) }
+        events = FileDescriptor(raw: fd, path: directory)
+        guard inotify_add_watch(fd, directory, UInt32(IN_CREATE | IN_MOVED_TO)) >= 0 else {
+            let error = SystemError(errno: errno, operation: "inotify_add_watch", path: directory)
+            events.close()
+            throw error
+        }
+    }
+
     deinit { events.close() }
 
     /// Sleeps until the file changes, output closes, or `timeoutMilliseconds`

@@ -94,7 +94,41 @@ public final class Follower {
         }
     }
 
+    /// Follows `path` from `position`, which must be a record boundary: for
+    /// a store's follower, moving on to its next segment.
+    init(path: String, position: UInt64, maxRecord: Int, verify: Bool) throws {
+        self.path = path
+        self.maxRecord = maxRecord
+        self.verify = verify
+        self.position = position
+        file = try FileDescriptor.openSegment(path, O_RDONLY)
+        watch = try FileWatch(path: path)
+    }
+
     deinit { file.close() }
+
+    /// True if the path still names the file being read.
+    var isInPlace: Bool {
+        get throws { try FileSystem.identity(of: path) == (try file.identity()) }
+    }
+
+    /// Sleeps until the segment or its directory changes.
+    func waitForChange(timeoutMilliseconds: Int32) throws -> FileWatch.Wake {
+        try watch.wait(timeoutMilliseconds: timeoutMilliseconds)
+    }
+
+    /// Judges a fault `readCommitted` returned: a write in progress can look
+    /// damaged for a moment, but damage that stays as it is while the file
+    /// does not grow is damage (thrown).
+    func judge(_ fault: RecordFault?, suspect: inout (fault: RecordFault, size: UInt64)?) throws {
+        guard let fault else {
+            suspect = nil
+            return
+        }
+        let size = try file.size()
+        if let suspect, suspect.fault == fault, suspect.size == size { throw SegmentFault(path: path, fault: fault) }
+        suspect = (fault, size)
+    }
 
     /// Hands on every committed record from the current position on, then
     /// sleeps until the segment changes, forever. `delivered` runs after each
@@ -106,16 +140,8 @@ public final class Follower {
         while true {
             let fault = try readCommitted(body)
             try delivered()
-            if let fault {
-                // A write in progress can look damaged for a moment; damage
-                // that stays as it is while the file does not grow is damage.
-                let size = try file.size()
-                if let suspect, suspect.fault == fault, suspect.size == size { throw SegmentFault(path: path, fault: fault) }
-                suspect = (fault, size)
-            } else {
-                suspect = nil
-            }
-            if try FileSystem.identity(of: path) != (try file.identity()) {
+            try judge(fault, suspect: &suspect)
+            if try !isInPlace {
                 // No writer appends to the old file once it is replaced, so
                 // one more read gets the records appended before the swap.
                 _ = try readCommitted(body)
@@ -129,7 +155,7 @@ public final class Follower {
     /// Reads committed records from `position` to the current end. Returns
     /// a fault that is not an incomplete tail (a record or batch still being
     /// written), for the caller to judge.
-    private func readCommitted(_ body: (RecordView, UInt64) throws -> Void) throws -> RecordFault? {
+    func readCommitted(_ body: (RecordView, UInt64) throws -> Void) throws -> RecordFault? {
         try file.seek(to: position)
         let reader = RecordReader(source: file, maxRecord: maxRecord, verify: verify, startOffset: position, chunk: 1 << 20)
         do {
@@ -145,5 +171,103 @@ public final class Follower {
             }
         }
         return nil
+    }
+}
+
+/// Follows a store (contract section 7): its segments in order, moving to the
+/// next segment once one exists (a writer fsyncs a segment and never appends
+/// to it again before it creates the next, so one more read of the old one
+/// gets all of it), sleeping on file and directory events while nothing is
+/// appended.
+///
+/// A merge (`logpack DIR`) may replace or remove the closed segments a
+/// follower has not finished, moving their records into lower-numbered
+/// segments it has already passed. So after opening the next segment the
+/// follower checks that the one it finished is still the file it read: a
+/// merge renames and removes from the lowest segment up, so if the finished
+/// segment is untouched, nothing after it was touched either. If it was
+/// replaced, the follower starts again from the store's first segment:
+/// records are seen again, never missed, and since a merge keeps each key's
+/// newest record, never an older value after a newer one.
+public final class StoreFollower {
+    public let store: Store
+    private let maxRecord: Int
+    private let verify: Bool
+    private var current: Follower
+    private var number: UInt64
+    private let warn: (String) -> Void
+
+    /// Starts after `after` if its record is still in place, else at the
+    /// store's first segment. An empty store is waited for.
+    public init(store: Store, after: Cursor?, maxRecord: Int, verify: Bool, warn: @escaping (String) -> Void) throws {
+        self.store = store
+        self.maxRecord = maxRecord
+        self.verify = verify
+        self.warn = warn
+        var start: (segment: StoreSegment, position: UInt64)?
+        if let after {
+            let name = after.segment.split(separator: "/").last.map(String.init) ?? after.segment
+            if let segment = try store.segments().first(where: { Store.segmentNumber(name) == $0.number }) {
+                let follower = try Follower(path: segment.path, after: after, maxRecord: maxRecord, verify: verify) { _ in }
+                if follower.cursor == after { start = (segment, follower.position) }
+            }
+            if start == nil {
+                warn("\(after.segment): the cursor's record (offset \(after.offset), \(Hex.word(after.checksum))) is not there (merged?); following \(store.directory) from its first segment, records may be seen again")
+            }
+        }
+        if start == nil { start = (try StoreFollower.firstSegment(store), 0) }
+        number = start!.segment.number
+        current = try Follower(path: start!.segment.path, position: start!.position, maxRecord: maxRecord, verify: verify)
+        cursor = after.flatMap { start!.position > 0 ? $0 : nil }
+    }
+
+    /// The store's first segment, created by no one: an empty store is waited for.
+    private static func firstSegment(_ store: Store) throws -> StoreSegment {
+        while true {
+            if let first = try store.segments().first { return first }
+            let watch = try FileWatch(directory: store.directory)
+            if let first = try store.segments().first { return first }
+            if try watch.wait() == .outputClosed { throw SystemError(errno: EPIPE, operation: "write", path: "standard output") }
+        }
+    }
+
+    /// The last record handed on, as a cursor.
+    public private(set) var cursor: Cursor?
+
+    /// Hands on every committed record, segment after segment, then sleeps
+    /// until more are committed, forever. Returns when standard output closes.
+    public func run(_ body: (RecordView, UInt64, String) throws -> Void, delivered: () throws -> Void) throws {
+        var suspect: (fault: RecordFault, size: UInt64)?
+        while true {
+            let fault = try read(body)
+            try delivered()
+            if let next = try store.segments().first(where: { $0.number > number }) {
+                // Closed, and written by no one again: one more read gets the
+                // rest, and damage there is damage.
+                if let fault = try read(body) { throw SegmentFault(path: current.path, fault: fault) }
+                try delivered()
+                let follower = try Follower(path: next.path, position: 0, maxRecord: maxRecord, verify: verify)
+                if try current.isInPlace {
+                    current = follower
+                    number = next.number
+                } else {
+                    warn("\(current.path): merged while followed; following \(store.directory) from its first segment, records may be seen again")
+                    let first = try StoreFollower.firstSegment(store)
+                    current = try Follower(path: first.path, position: 0, maxRecord: maxRecord, verify: verify)
+                    number = first.number
+                }
+                suspect = nil
+                continue
+            }
+            try current.judge(fault, suspect: &suspect)
+            if try current.waitForChange(timeoutMilliseconds: suspect == nil ? -1 : 1000) == .outputClosed { return }
+        }
+    }
+
+    private func read(_ body: (RecordView, UInt64, String) throws -> Void) throws -> RecordFault? {
+        let path = current.path
+        let fault = try current.readCommitted { record, offset in try body(record, offset, path) }
+        if current.cursor != nil { cursor = current.cursor }
+        return fault
     }
 }

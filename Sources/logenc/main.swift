@@ -66,7 +66,7 @@ let tool = Tool(ToolSpec(
         "logenc user-1 alice > one.seg",
         "printf '{\"key\":\"name\",\"value\":\"ish\"}\\n' | logenc | logdec",
         "logdec < a.seg | logenc > b.seg        # rebuilds a.seg byte for byte",
-        "logenc -a data name ish",
+        "logenc -a data/ name ish             # a path ending in / is a store, created if missing",
         "logenc -a data --sync none --segment-size 64M < records.jsonl > addresses.jsonl",
         "logenc -a one.seg name ish",
     ]))

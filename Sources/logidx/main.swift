@@ -82,7 +82,8 @@ func build(_ arguments: ParsedArguments) throws -> ExitCode {
     if let path = segments.first(where: Store.isStore) {
         guard segments.count == 1 else { throw UsageError("a store is indexed alone: logidx -o \(path)/index.json \(path)") }
         let store = Store(path)
-        if let output, try FileSystem.identity(of: output) != FileSystem.identity(of: store.indexPath) || !FileSystem.exists(output) && output != store.indexPath {
+        if let output, output.split(separator: "/").last.map(String.init) != Store.indexName
+            || FileSystem.absolutePath(FileSystem.directory(of: output)) != FileSystem.absolutePath(store.directory) {
             throw UsageError("a store's index is \(store.indexPath) (its runs live beside it), not \(output)")
         }
         _ = try StoreIndex.update(store, maxRecord: maxRecord) { tool.warn($0) }

@@ -7,7 +7,7 @@ import Glibc
 
 let tool = Tool(ToolSpec(
     name: "logscan",
-    synopsis: ["[options] SEG|DIR...", "--at OFFSET SEG", "--count SEG|DIR...", "--follow [--cursor-file F | --after CURSOR] SEG"],
+    synopsis: ["[options] SEG|DIR...", "--at OFFSET SEG", "--count SEG|DIR...", "--follow [--cursor-file F | --after CURSOR] SEG|DIR"],
     about: """
         Scan segment files from the start (or --from OFFSET), verify every record's
         structure and checksum, and print each record as a JSON line (a store DIR
@@ -37,7 +37,11 @@ let tool = Tool(ToolSpec(
         gone (the segment was compacted), the segment is followed from its start:
         records may be seen again, never missed. If SEG is compacted in place while
         followed, logscan prints the rest of the old file, says how to resume, and
-        exits 1.
+        exits 1. A store is followed across its segments: once a segment is closed
+        (a writer started the next one), the follower moves on. If a merge (logpack
+        DIR) replaced the closed segments it had not finished, it starts again from
+        the store's first segment, with a note: records may be seen again, never
+        missed.
         """,
     options: [
         Option(["--at"], "OFFSET",
@@ -125,23 +129,51 @@ struct Scan {
                 throw UsageError("\(cursorFile): \(error.reason)")
             }
         }
+        if Store.isStore(path) { return try followStore(Store(path), after: start) }
         if let start, start.segment != path, try FileSystem.identity(of: start.segment) != FileSystem.identity(of: path) {
             throw UsageError("the cursor names \(start.segment), not \(path)")
         }
         let follower = try Follower(path: path, after: start, maxRecord: maxRecord, verify: verify) { tool.warn($0) }
+        return try follow(cursor: { follower.cursor }) { record, delivered in
+            try follower.run({ try record($0, $1, path) }, delivered: delivered)
+        }
+    }
+
+    /// Follows a store across its segments; the cursor names a segment of it.
+    func followStore(_ store: Store, after start: Cursor?) throws -> ExitCode {
+        if let start, try FileSystem.identity(of: FileSystem.directory(of: start.segment)) != FileSystem.identity(of: store.directory) {
+            throw UsageError("the cursor names \(start.segment), not a segment of the store \(store.directory)")
+        }
+        let follower = try StoreFollower(store: store, after: start, maxRecord: maxRecord, verify: verify) { tool.warn($0) }
+        return try follow(cursor: { follower.cursor }) { record, delivered in
+            try follower.run(record, delivered: delivered)
+        }
+    }
+
+    /// Runs a follower: its records go to stdout as JSON lines, and the
+    /// cursor is saved after each group of them reached stdout.
+    func follow(
+        cursor: @escaping () -> Cursor?,
+        _ run: (_ record: (RecordView, UInt64, String) throws -> Void, _ delivered: () throws -> Void) throws -> Void
+    ) throws -> ExitCode {
         let output = OutputBuffer(sink: .standardOutput)
-        let shape = RecordJSON.Shape(segment: path, includeValue: includeValues)
-        var saved = follower.cursor
+        var shape = RecordJSON.Shape(segment: nil, includeValue: includeValues)
+        var shapePath = ""
+        var saved = cursor()
         do {
-            try follower.run({ record, offset in
+            try run({ record, offset, segment in
+                if segment != shapePath {
+                    shape = RecordJSON.Shape(segment: segment, includeValue: includeValues)
+                    shapePath = segment
+                }
                 try RecordJSON.write(record, offset: offset, shape: shape, to: output)
-            }, delivered: {
+            }, {
                 try output.flush()
                 // Saved only once the records it covers reached stdout: a crash
                 // between the two prints them again on resume, never skips them.
-                if let cursorFile, let cursor = follower.cursor, cursor != saved {
-                    try FileSystem.writeAtomically(cursorFile) { try $0.writeAll(cursor.line) }
-                    saved = cursor
+                if let cursorFile, let current = cursor(), current != saved {
+                    try FileSystem.writeAtomically(cursorFile) { try $0.writeAll(current.line) }
+                    saved = current
                 }
             })
         } catch let error as SystemError where error.errno == EPIPE {
