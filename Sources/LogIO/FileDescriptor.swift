@@ -45,11 +45,20 @@ public struct FileDescriptor: Sendable {
     public static func readAll(_ path: String, limit: Int = 1 << 20) throws(SystemError) -> [UInt8] {
         let file = try open(path, O_RDONLY | O_NONBLOCK)
         defer { file.close() }
-        var bytes = [UInt8](repeating: 0, count: limit)
-        let result: Result<Int, SystemError> = bytes.withUnsafeMutableBytes { buffer in
-            Result { () throws(SystemError) in try file.read(at: 0, into: buffer) }
+        // Sized by the file, not the limit: a 64 MiB limit must not cost a
+        // 64 MiB buffer for a 5 KB file.
+        let size = Int(clamping: try file.size())
+        let capacity = size == 0 ? limit : min(limit, size + 1)
+        var failure: SystemError?
+        let bytes = [UInt8](unsafeUninitializedCapacity: max(capacity, 1)) { buffer, count in
+            do throws(SystemError) {
+                count = try file.read(at: 0, into: UnsafeMutableRawBufferPointer(buffer))
+            } catch {
+                failure = error
+                count = 0
+            }
         }
-        bytes.removeSubrange(try result.get()...)
+        if let failure { throw failure }
         return bytes
     }
 

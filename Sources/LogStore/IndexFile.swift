@@ -153,6 +153,21 @@ public final class IndexFile {
         }
     }
 
+    /// The first and last keys of the index, nil if it has no entries.
+    public func keyBounds() throws -> (first: [UInt8], last: [UInt8])? {
+        guard let base = mapping, entriesEnd > entriesStart else { return nil }
+        var first: [UInt8] = []
+        try forEachEntry { line in
+            first = Array(line.key)
+            return false
+        }
+        // The last entry line starts after the last newline before the end.
+        var start = entriesEnd - 1
+        while start > entriesStart && (base + start - 1).load(as: UInt8.self) != 0x0A { start -= 1 }
+        let end = min(nextLine(base, from: start, before: entriesEnd), entriesEnd + 1) - 1
+        return (first, Array(try key(at: start, end: end)))
+    }
+
     /// Binary search in the lines within `low..<high`; `low` is a line start.
     /// Each probe reads the first line that starts at or after the middle (or
     /// at `low` if none does before `high`), so the range shrinks every step

@@ -65,8 +65,19 @@ public final class RecordReader {
     /// end of the input, or broken by damage, is reported as an uncommitted
     /// batch at its first record, and none of its records is handed out.
     private func decodeRecords(atEnd: Bool, needed: inout Int, _ body: (RecordView, UInt64) throws -> Void) throws -> Int {
+        try RecordReader.committedRecords(
+            in: buffer.bytes, at: bufferOffset, complete: atEnd, verify: verify, maxRecord: maxRecord, needed: &needed, body)
+    }
+
+    /// The walk of `decodeRecords` over any bytes that start at a record
+    /// boundary `bufferOffset` of the segment: a mapped segment is one
+    /// complete buffer.
+    static func committedRecords(
+        in bytes: UnsafeRawBufferPointer, at bufferOffset: UInt64, complete atEnd: Bool, verify: Bool, maxRecord: Int,
+        needed: inout Int, _ body: (RecordView, UInt64) throws -> Void
+    ) throws -> Int {
         var walker = RecordWalker(
-            buffer.bytes, mode: verify ? .verified : .strict, maxRecord: maxRecord, baseOffset: bufferOffset, complete: atEnd)
+            bytes, mode: verify ? .verified : .strict, maxRecord: maxRecord, baseOffset: bufferOffset, complete: atEnd)
         var batchStart: Int?
         var batchRecords = 0
         func uncommitted(_ start: Int) -> RecordFault {
@@ -83,7 +94,7 @@ public final class RecordReader {
                 }
                 if let start = batchStart {
                     // Committed: the batch's records, verified above, then this one.
-                    var batch = RecordSequence(UnsafeRawBufferPointer(rebasing: buffer.bytes[start..<offset]))
+                    var batch = RecordSequence(UnsafeRawBufferPointer(rebasing: bytes[start..<offset]))
                     var position = start
                     while let member = batch.next() {
                         try body(member, bufferOffset + UInt64(position))

@@ -49,13 +49,23 @@ public final class SegmentReader {
     /// Like `scan`, but an incomplete record or an uncommitted batch at the
     /// end ends the scan quietly: a reader without the lock sees appends in
     /// progress that way (or a torn tail, which is logfix's to judge).
+    ///
+    /// The segment is mapped, not read: a lookup scanning a few megabytes of
+    /// unindexed records pays no copy into a buffer.
     public func scanCommitted(from offset: UInt64 = 0, maxRecord: Int, _ body: (RecordView, UInt64) throws -> Void) throws {
+        guard offset <= size else { throw OffsetBeyondEnd(path: path, offset: offset, size: size) }
+        guard offset < size else { return }
         do {
-            try scan(from: offset, maxRecord: maxRecord, verify: true, body)
-        } catch let fault as SegmentFault {
-            switch fault.fault.error {
+            try MappedFile(file, size: size).withBytes { bytes in
+                var needed = 0
+                _ = try RecordReader.committedRecords(
+                    in: UnsafeRawBufferPointer(rebasing: bytes[Int(offset)...]), at: offset, complete: true, verify: true,
+                    maxRecord: maxRecord, needed: &needed, body)
+            }
+        } catch let fault as RecordFault {
+            switch fault.error {
             case .incompleteHeader, .incompletePayload, .uncommittedBatch: return
-            default: throw fault
+            default: throw SegmentFault(path: path, fault: fault)
             }
         }
     }

@@ -4,7 +4,8 @@
 // manifest naming the runs and what each covers:
 //
 //   {"version":1,"store":true,"created":MS,"count":N,"segments":[{"path":"segment-0001.dat",
-//    "size":N,"last_offset":N,"last_checksum":"0x...","index":"index-0001.json","count":N},...]}
+//    "size":N,"last_offset":N,"last_checksum":"0x...","index":"index-0001.json","count":N,
+//    "first_key":"...","last_key":"..."},...]}
 //
 // A closed segment never changes, so its run is written once. Bringing the
 // index up to date reads only records no run covers: segments without a
@@ -15,9 +16,12 @@
 // segment. Every run is checked against its segment before use with one
 // positioned read, so a stale run is never trusted, only rebuilt.
 //
-// A lookup walks the segments newest first: the records after the end of a
-// segment's run (the writes since the last update), then a binary search of
-// the run. The first segment that knows the key answers.
+// A lookup reads the manifest and walks the segments newest first: the
+// records after the end of a segment's run (the writes since the last
+// update), then a binary search of the run, opened only if the key lies
+// between the run's first and last keys. The first segment that knows the
+// key answers. Keys written in order (ids, timestamps) fall in one run's
+// range, so most lookups open one run whatever the number of segments.
 
 import LogFormat
 import LogIO
@@ -36,13 +40,34 @@ public struct StoreIndexUpdate: Sendable {
     public var entries: UInt64 = 0
 }
 
-/// A segment of the store with its run, if the run matches it.
+/// A segment of the store, and what the manifest says its run covers if
+/// that still matches the segment.
 struct IndexedStoreSegment {
     let number: UInt64
     let reader: SegmentReader
-    let run: IndexFile?
     /// Where the run's records end: the start of the unindexed tail.
-    var covered: UInt64 { run?.segments.first?.size ?? 0 }
+    let covered: UInt64
+    /// The run's path and key range, if the run is to be used.
+    let run: (path: String, first: [UInt8], last: [UInt8])?
+
+    func mayHold(_ key: UnsafeRawBufferPointer) -> Bool {
+        guard let run else { return false }
+        return run.first.withUnsafeBytes { compareBytes($0, key) <= 0 } && run.last.withUnsafeBytes { compareBytes(key, $0) <= 0 }
+    }
+
+    func mayHold(_ range: KeyRange) -> Bool {
+        guard let run else { return false }
+        return range.overlaps(first: run.first, last: run.last)
+    }
+}
+
+/// One segment's line of the manifest.
+struct ManifestEntry {
+    let segment: IndexedSegment
+    let index: String
+    let count: UInt64
+    let first: [UInt8]
+    let last: [UInt8]
 }
 
 public enum StoreIndex {
@@ -118,9 +143,12 @@ public enum StoreIndex {
             }
             guard let run, let covered = run.segments.first else { continue }
             report.entries += run.count
-            let path = String(decoding: JSONText.quoted(name), as: UTF8.self)
-            let index = String(decoding: JSONText.quoted(runName), as: UTF8.self)
-            manifest.append("{\"path\":\(path),\"size\":\(covered.size),\"last_offset\":\(covered.lastOffset),\"last_checksum\":\"\(Hex.word(covered.lastChecksum))\",\"index\":\(index),\"count\":\(run.count)}")
+            func quoted(_ text: String) -> String { String(decoding: JSONText.quoted(text), as: UTF8.self) }
+            var line = "{\"path\":\(quoted(name)),\"size\":\(covered.size),\"last_offset\":\(covered.lastOffset),\"last_checksum\":\"\(Hex.word(covered.lastChecksum))\",\"index\":\(quoted(runName)),\"count\":\(run.count)"
+            if let bounds = try run.keyBounds() {
+                line += ",\"first_key\":\(quoted(String(decoding: bounds.first, as: UTF8.self))),\"last_key\":\(quoted(String(decoding: bounds.last, as: UTF8.self)))"
+            }
+            manifest.append(line + "}")
         }
         let line = "{\"version\":1,\"store\":true,\"created\":\(currentTimeMillis()),\"count\":\(report.entries),\"segments\":[" + manifest.joined(separator: ",") + "]}\n"
         try FileSystem.writeAtomically(store.indexPath) { try $0.writeAll(line) }
@@ -142,25 +170,85 @@ public final class StoreLookup {
     private let segments: [IndexedStoreSegment]
     private let maxRecord: Int
     private let recordBuffer = ByteBuffer()
+    /// Runs opened so far, by segment position.
+    private var runs: [Int: IndexFile] = [:]
     /// Per segment, its unindexed records by key, built on first use by a
     /// lookup of many keys.
     private var overlays: [Int: [[UInt8]: IndexLocation]] = [:]
+    /// Entries of the runs in use, as the manifest counts them.
+    public let indexedEntries: UInt64
 
     public init(store: Store, maxRecord: Int, warn: (String) -> Void) throws {
         self.store = store
         self.maxRecord = maxRecord
+        let manifest = try StoreLookup.readManifest(store, warn: warn)
         var segments: [IndexedStoreSegment] = []
+        var entries: UInt64 = 0
+        let buffer = ByteBuffer()
         for reader in try store.openSegments() {
             let name = String(reader.path.split(separator: "/").last ?? "")
             guard let number = Store.segmentNumber(name) else { continue }
-            let run = try StoreIndex.matchingRun(store, number, reader, maxRecord: maxRecord, warn: warn)
-            segments.append(IndexedStoreSegment(number: number, reader: reader, run: run))
+            var covered: UInt64 = 0
+            var run: (path: String, first: [UInt8], last: [UInt8])?
+            if let entry = manifest[name] {
+                if let reason = try entry.segment.mismatch(reader.file, size: reader.size, maxRecord: maxRecord, buffer: buffer) {
+                    warn("\(reader.path): \(reason); its index \(entry.index) is stale, scanning the segment")
+                } else {
+                    covered = entry.segment.size
+                    run = (store.path(of: entry.index), entry.first, entry.last)
+                }
+            }
+            segments.append(IndexedStoreSegment(number: number, reader: reader, covered: covered, run: run))
         }
         self.segments = segments
+        indexedEntries = manifest.values.reduce(0) { $0 + $1.count }
     }
 
-    /// Entries of the runs in use (a key indexed in several segments counts in each).
-    public var indexedEntries: UInt64 { segments.reduce(0) { $0 + ($1.run?.count ?? 0) } }
+    /// The manifest's entries by segment name; none if there is no manifest.
+    private static func readManifest(_ store: Store, warn: (String) -> Void) throws -> [String: ManifestEntry] {
+        let path = store.indexPath
+        guard FileSystem.exists(path) else { return [:] }
+        // About 250 bytes a segment: room for hundreds of thousands.
+        let bytes = try FileDescriptor.readAll(path, limit: 64 << 20)
+        let parsed: Result<JSONValue, JSONLineError> = bytes.withUnsafeBytes { raw in
+            Result { () throws(JSONLineError) in try JSONValue.parse(raw) }
+        }
+        let document: JSONValue
+        switch parsed {
+        case .success(let value): document = value
+        case .failure(let error):
+            throw IndexError(path: path, reason: "not a store's index: \(error.message); run logidx -o \(path) \(store.directory)")
+        }
+        guard document["store"] == .bool(true), document["version"]?.uint64 == IndexFormat.version else {
+            throw IndexError(path: path, reason: "not a store's index (no \"store\":true, version 1); run logidx -o \(path) \(store.directory)")
+        }
+        var entries: [String: ManifestEntry] = [:]
+        for value in document["segments"]?.array ?? [] {
+            guard let name = value["path"]?.string, let size = value["size"]?.uint64, let lastOffset = value["last_offset"]?.uint64,
+                  let checksum = value["last_checksum"]?.string.flatMap(Hex.parseWord), let index = value["index"]?.string,
+                  Store.runNumber(index) != nil, let count = value["count"]?.uint64
+            else { throw IndexError(path: path, reason: "a segment entry lacks path, size, last_offset, last_checksum, index or count") }
+            let segment = IndexedSegment(path: store.path(of: name), size: size, lastChecksum: checksum, lastOffset: lastOffset)
+            let first = Array((value["first_key"]?.string ?? "").utf8)
+            let last = Array((value["last_key"]?.string ?? "").utf8)
+            entries[name] = ManifestEntry(segment: segment, index: index, count: count, first: first, last: last)
+        }
+        return entries
+    }
+
+    /// The run of segment `n`, opened on first use.
+    private func run(_ n: Int) throws -> IndexFile? {
+        guard let path = segments[n].run?.path else { return nil }
+        if let open = runs[n] { return open }
+        let run = try IndexFile(path: path)
+        guard run.segments.count == 1, let indexed = run.segments.first, indexed.size >= segments[n].covered,
+              try FileSystem.identity(of: indexed.path) == (try segments[n].reader.file.identity())
+        else {
+            throw IndexError(path: path, reason: "not the index of \(segments[n].reader.path) that \(store.indexPath) names; run logidx -o \(store.indexPath) \(store.directory)")
+        }
+        runs[n] = run
+        return run
+    }
 
     /// The size of the store's segments as opened.
     public var segmentBytes: UInt64 { segments.reduce(0) { $0 + $1.reader.size } }
@@ -180,7 +268,7 @@ public final class StoreLookup {
                     }
                 }
             }
-            if found == nil, let run = segment.run, var location = try run.find(key) {
+            if found == nil, segment.mayHold(key), var location = try run(n)?.find(key) {
                 location.segment = n
                 found = location
             }
@@ -195,7 +283,7 @@ public final class StoreLookup {
             var result = LookupResult.missing
             for n in segments.indices.reversed() {
                 var found = try overlay(n)[Array(key)]
-                if found == nil, let run = segments[n].run, var location = try run.find(key) {
+                if found == nil, segments[n].mayHold(key), var location = try run(n)?.find(key) {
                     location.segment = n
                     found = location
                 }
@@ -228,8 +316,7 @@ public final class StoreLookup {
     public func range(_ range: KeyRange, _ body: (UnsafeRawBufferPointer, LookupResult) throws -> Void) throws {
         var candidates: [(key: [UInt8], location: IndexLocation)] = []
         for n in segments.indices {
-            let segment = segments[n]
-            if let run = segment.run {
+            if segments[n].mayHold(range), let run = try run(n) {
                 try range.lowest.withUnsafeBytes { lowest in
                     try run.forEachEntry(from: lowest) { line in
                         guard range.admits(line.key) else { return false }
@@ -303,6 +390,17 @@ public struct KeyRange: Sendable {
             guard candidate.location.type == .put else { continue }
             try candidate.key.withUnsafeBytes { key in try body(key, try read(key, candidate.location)) }
         }
+    }
+
+    /// True if some key from `first` to `last` may lie in the range.
+    func overlaps(first: [UInt8], last: [UInt8]) -> Bool {
+        let reachesLowest = last.withUnsafeBytes { l in lowest.withUnsafeBytes { compareBytes(l, $0) >= 0 } }
+        let startsInTime = first.withUnsafeBytes { f in
+            if let prefix { return f.starts(with: prefix) || prefix.withUnsafeBytes { compareBytes(f, $0) < 0 } }
+            guard let highest else { return true }
+            return highest.withUnsafeBytes { compareBytes(f, $0) <= 0 }
+        }
+        return reachesLowest && startsInTime
     }
 
     public func contains(_ key: UnsafeRawBufferPointer) -> Bool {
