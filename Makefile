@@ -12,10 +12,13 @@ TOOLS   := logenc logdec logscan logidx logfix logpack
 # about a millisecond, like the C tools it is compared with.
 RELEASE := -c release -Xswiftc -static-executable
 
-DATA     ?= data
-REPORTS  ?= reports
-SEGMENT  ?= $(DATA)/segment-0001.dat
-INDEX    ?= $(DATA)/index.json
+# DATA is a store: a directory of segments, rolled over at SEGMENT_SIZE.
+DATA         ?= data
+REPORTS      ?= reports
+SEGMENT_SIZE ?= 64M
+MIN_GARBAGE  ?= 0
+SEGMENT      ?= $(DATA)/segment-0001.dat
+INDEX        := $(DATA)/index.json
 FIXTURES ?= fixtures
 SIZES    ?= 10000,100000,1000000
 
@@ -42,23 +45,23 @@ help:
 	@echo "make build     release build (static executables), tools linked into bin/"
 	@echo "make test      unit tests (Swift Testing) and golden tests (Tests/golden)"
 	@echo "make demo      encode, decode and hex-dump the fixture records"
-	@echo "make put KEY=k VALUE=v   append a PUT to SEGMENT=$(SEGMENT)"
-	@echo "make delete KEY=k        append a DELETE (tombstone) to SEGMENT"
-	@echo "make scan                print every record of SEGMENT as JSON lines"
-	@echo "make inspect OFFSET=n    print the record at address n of SEGMENT"
-	@echo "make index               build INDEX=$(INDEX) from SEGMENT"
-	@echo "make get KEY=k           read a key's newest value through INDEX"
-	@echo "make recover             logfix SEGMENT (torn tail), then rebuild INDEX"
-	@echo "make compact             logpack --in-place SEGMENT, rewriting INDEX"
+	@echo "make put KEY=k VALUE=v   append a PUT to the store DATA=$(DATA) (SEGMENT_SIZE=$(SEGMENT_SIZE))"
+	@echo "make delete KEY=k        append a DELETE (tombstone) to DATA"
+	@echo "make scan                print every record of DATA as JSON lines"
+	@echo "make inspect OFFSET=n    print the record at address n of SEGMENT=$(SEGMENT)"
+	@echo "make index               bring DATA's index ($(INDEX)) up to date"
+	@echo "make get KEY=k           read a key's newest value through the index"
+	@echo "make recover             logfix DATA (the active segment's torn tail), then the index"
+	@echo "make compact             logpack DATA (merge closed segments; MIN_GARBAGE=$(MIN_GARBAGE)), then the index"
 	@echo "make crash-demo          append, cut the tail mid-record, recover, show the report"
 	@echo "make fuzz                each fuzz target for FUZZ_SECONDS=$(FUZZ_SECONDS) s (make fuzz-quick: a short run)"
 	@echo "make torture             200 rounds of kill -9 of writers (also of atomic batches) and compactions (TORTURE_ROUNDS)"
 	@echo "make bench               logkit beside its peers at SIZES=$(SIZES); reports in REPORTS"
 	@echo "make bench-quick         a smoke run of the benchmark, under a minute"
-	@echo "make follow              print SEGMENT's records as they are committed (tail -f)"
+	@echo "make follow              print DATA's records as they are committed (tail -f)"
 	@echo "make install   the tools, man pages and bash/zsh completions under PREFIX=$(PREFIX) (DESTDIR, BIN)"
 	@echo "make uninstall remove exactly what make install put there"
-	@echo "make clean     remove build output, bin/, data/ and reports/"
+	@echo "make clean     remove build output, bin/, DATA, the crash demo's store and REPORTS"
 
 build:
 	$(SWIFT) build $(RELEASE)
@@ -132,58 +135,55 @@ bin/.built: $(SOURCES)
 
 put: bin/.built
 	@test -n "$$KEY" -a -n "$(VALUE_GIVEN)" || { echo "usage: make put KEY=key VALUE=value" >&2; exit 2; }
-	bin/logenc -a $(SEGMENT) -- "$$KEY" "$$VALUE"
+	bin/logenc -a $(DATA)/ --segment-size $(SEGMENT_SIZE) -- "$$KEY" "$$VALUE"
 
 delete: bin/.built
 	@test -n "$$KEY" || { echo "usage: make delete KEY=key" >&2; exit 2; }
-	bin/logenc -a $(SEGMENT) -d "$$KEY"
+	bin/logenc -a $(DATA)/ --segment-size $(SEGMENT_SIZE) -d "$$KEY"
 
 scan: bin/.built
-	bin/logscan $(SEGMENT)
+	bin/logscan $(DATA)
 
 follow: bin/.built
-	bin/logscan --follow $(SEGMENT)
+	bin/logscan --follow $(DATA)
 
 inspect: bin/.built
 	@test -n "$$OFFSET" || { echo "usage: make inspect OFFSET=n" >&2; exit 2; }
 	bin/logscan --at "$$OFFSET" $(SEGMENT)
 
-# logidx reads the segment itself: if it is damaged, the old index stays.
+# logidx reads only the records its index does not cover yet; if one is
+# damaged, the old index stays.
 index: bin/.built
-	@mkdir -p $(dir $(INDEX))
-	bin/logidx -o $(INDEX) $(SEGMENT)
+	bin/logidx -o $(INDEX) $(DATA)
 
 get: bin/.built
 	@test -n "$$KEY" || { echo "usage: make get KEY=key" >&2; exit 2; }
-	bin/logidx get $(INDEX) "$$KEY"
+	bin/logidx get $(DATA) "$$KEY"
 
 # For cron, e.g.  0 3 * * *  cd /srv/logkit && make -s recover compact
 # Each writes its JSON report to stdout and to REPORTS; a non-zero exit means
 # damage was found and refused (see the report), or an environment error.
 recover: bin/.built
 	@mkdir -p $(REPORTS)
-	@if [ -f $(INDEX) ]; then \
-	  bin/logfix --report $(REPORTS)/recover.json --index $(INDEX) --from-index $(SEGMENT); \
-	else \
-	  bin/logfix --report $(REPORTS)/recover.json $(SEGMENT); \
-	fi
-	@mkdir -p $(dir $(INDEX))
-	bin/logidx -o $(INDEX) $(SEGMENT)
+	bin/logfix --report $(REPORTS)/recover.json $(DATA)
+	bin/logidx -o $(INDEX) $(DATA)
 
 compact: bin/.built
-	@mkdir -p $(REPORTS) $(dir $(INDEX))
-	bin/logpack --in-place --index $(INDEX) --report $(REPORTS)/compact.json $(SEGMENT)
+	@mkdir -p $(REPORTS)
+	bin/logpack --min-garbage $(MIN_GARBAGE) --segment-size $(SEGMENT_SIZE) --report $(REPORTS)/compact.json $(DATA)
+	bin/logidx -o $(INDEX) $(DATA)
 
-CRASH_DEMO := $(DATA)/crash-demo/segment.dat
+# A store of its own beside DATA (a store holds nothing but its own files).
+CRASH_DEMO := $(DATA)-crash-demo
 crash-demo: bin/.built
-	@rm -rf $(DATA)/crash-demo && mkdir -p $(DATA)/crash-demo
-	@echo '$$ bin/logenc -a $(CRASH_DEMO) --sync each < $(FIXTURES)/sample.jsonl > /dev/null'
-	@bin/logenc -a $(CRASH_DEMO) --sync each < $(FIXTURES)/sample.jsonl > /dev/null
-	@echo "wrote $$(wc -c < $(CRASH_DEMO)) bytes"
+	@rm -rf $(CRASH_DEMO)
+	@echo '$$ bin/logenc -a $(CRASH_DEMO)/ --sync each < $(FIXTURES)/sample.jsonl > /dev/null'
+	@bin/logenc -a $(CRASH_DEMO)/ --sync each < $(FIXTURES)/sample.jsonl > /dev/null
+	@echo "wrote $$(wc -c < $(CRASH_DEMO)/segment-0001.dat) bytes"
 	@echo
 	@echo '# a crash mid-append: the last record loses its last 20 bytes'
-	@echo '$$ truncate -s -20 $(CRASH_DEMO)'
-	@truncate -s -20 $(CRASH_DEMO)
+	@echo '$$ truncate -s -20 $(CRASH_DEMO)/segment-0001.dat'
+	@truncate -s -20 $(CRASH_DEMO)/segment-0001.dat
 	@echo
 	@echo '$$ bin/logscan --count $(CRASH_DEMO)'
 	@bin/logscan --count $(CRASH_DEMO) || true
@@ -269,4 +269,4 @@ uninstall:
 	rm -f $(INSTALLED)
 
 clean:
-	rm -rf .build bin $(DATA) $(REPORTS)
+	rm -rf .build bin $(DATA) $(DATA)-crash-demo $(REPORTS)
