@@ -73,7 +73,16 @@ public enum Compaction {
     /// Batches stay batches: of the records kept from one batch, all but the
     /// last carry the continues flag, so dropping an overwritten record never
     /// leaves a batch without the record that ends it.
-    public static func writeLive<Out: LineBuffer>(_ segment: UnsafeRawBufferPointer, path: String, maxRecord: Int, to out: Out) throws -> CompactionReport {
+    ///
+    /// `progress` is told, every few megabytes, how far the work has come in
+    /// bytes of the segment; each pass counts for half of them, so that the
+    /// rate a meter shows is the segment compacted per second.
+    public static func writeLive<Out: LineBuffer>(
+        _ segment: UnsafeRawBufferPointer, path: String, maxRecord: Int, to out: Out, progress: ((UInt64) -> Void)? = nil
+    ) throws -> CompactionReport {
+        // Checked against each record's offset: one comparison per record.
+        let reportEvery = 4 << 20
+        var reportAt = progress == nil ? Int.max : reportEvery
         var report = CompactionReport()
         report.beforeSize = UInt64(segment.count)
         var offsets: [Int] = []
@@ -85,6 +94,10 @@ public enum Compaction {
         while let step = walker.next() {
             switch step {
             case .record(let record, let offset):
+                if offset >= reportAt {
+                    progress?(UInt64(offset / 2))
+                    reportAt = offset + reportEvery
+                }
                 keyed.append(UInt64(KeyHash.hash(record.key)) << 32 | UInt64(offsets.count))
                 offsets.append(offset)
                 continues.append(record.continues)
@@ -117,7 +130,12 @@ public enum Compaction {
             keptLater[number] = later
             if !dead[number] && puts[number] { later = true }
         }
+        reportAt = progress == nil ? Int.max : reportEvery
         for (number, offset) in offsets.enumerated() where !dead[number] {
+            if offset >= reportAt {
+                progress?(UInt64((segment.count + offset) / 2))
+                reportAt = offset + reportEvery
+            }
             guard puts[number] else {
                 report.droppedTombstones += 1
                 continue
@@ -137,8 +155,9 @@ public enum Compaction {
         return report
     }
 
-    /// Compacts the segment at `path` in place (see the top of this file).
-    public static func inPlace(_ segment: String, maxRecord: Int) throws -> CompactionReport {
+    /// Compacts the segment at `path` in place (see the top of this file),
+    /// telling `progress` how far it has come as `writeLive` does.
+    public static func inPlace(_ segment: String, maxRecord: Int, progress: ((UInt64) -> Void)? = nil) throws -> CompactionReport {
         let started = monotonicMicroseconds()
         try FileSystem.requireSegment(segment)
         let lock = try WritersLock(segment: segment)
@@ -180,7 +199,7 @@ public enum Compaction {
             source.close()
         }
         do {
-            var report = try compact(path, source: source, scanned: scanned, into: claim, maxRecord: maxRecord, lock: lock)
+            var report = try compact(path, source: source, scanned: scanned, into: claim, maxRecord: maxRecord, lock: lock, progress: progress)
             report.durationMicroseconds = monotonicMicroseconds() - started
             return report
         } catch {
@@ -190,13 +209,16 @@ public enum Compaction {
     }
 
     private static func compact(
-        _ path: String, source: FileDescriptor, scanned: UInt64, into claim: FileDescriptor, maxRecord: Int, lock: WritersLock
+        _ path: String, source: FileDescriptor, scanned: UInt64, into claim: FileDescriptor, maxRecord: Int, lock: WritersLock,
+        progress: ((UInt64) -> Void)?
     ) throws -> CompactionReport {
         let identity = try source.identity()
         var report: CompactionReport
         do {
             let out = OutputBuffer(sink: claim, capacity: 4 << 20)
-            report = try MappedFile(source, size: scanned).withBytes { try writeLive($0, path: path, maxRecord: maxRecord, to: out) }
+            report = try MappedFile(source, size: scanned).withBytes {
+                try writeLive($0, path: path, maxRecord: maxRecord, to: out, progress: progress)
+            }
             try out.flush()
         }
         try claim.sync()

@@ -29,10 +29,12 @@ public final class RecordReader {
 
     /// Calls `body` for each valid record in order. Throws a RecordFault at the
     /// first invalid or incomplete record, a SystemError if reading fails, or
-    /// whatever `body` throws.
-    public func forEach(_ body: (RecordView, UInt64) throws -> Void) throws {
+    /// whatever `body` throws. `progress` is told the bytes read so far
+    /// (from the start offset) after each read.
+    public func forEach(progress: ((UInt64) -> Void)? = nil, _ body: (RecordView, UInt64) throws -> Void) throws {
         var atEnd = false
         var needed = RecordLayout.headerSize
+        let startOffset = bufferOffset
         while true {
             if !atEnd {
                 // Room to fill the buffer up to a chunk, or to the record being
@@ -44,6 +46,7 @@ public final class RecordReader {
                 let n = try source.read(into: room)
                 if n == 0 { atEnd = true }
                 buffer.count += n
+                if n > 0 { progress?(bufferOffset + UInt64(buffer.count) - startOffset) }
                 if n > 0 && buffer.count < needed { continue }
             }
             let consumed = try decodeRecords(atEnd: atEnd, needed: &needed, body)

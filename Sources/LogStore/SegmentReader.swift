@@ -47,14 +47,18 @@ public final class SegmentReader {
     deinit { file.close() }
 
     /// Calls `body` with every valid record from `offset` on; throws a
-    /// SegmentFault at the first damaged one.
-    public func scan(from offset: UInt64 = 0, maxRecord: Int, verify: Bool, _ body: (RecordView, UInt64) throws -> Void) throws {
+    /// SegmentFault at the first damaged one. `progress` is told the bytes
+    /// read from `offset` after each read.
+    public func scan(
+        from offset: UInt64 = 0, maxRecord: Int, verify: Bool, progress: ((UInt64) -> Void)? = nil,
+        _ body: (RecordView, UInt64) throws -> Void
+    ) throws {
         guard offset <= size else { throw OffsetBeyondEnd(path: path, offset: offset, size: size) }
         try file.seek(to: offset)
         _ = posix_fadvise(file.raw, off_t(offset), 0, Int32(POSIX_FADV_SEQUENTIAL))
         let reader = RecordReader(source: file, maxRecord: maxRecord, verify: verify, startOffset: offset, chunk: 4 << 20)
         do {
-            try reader.forEach(body)
+            try reader.forEach(progress: progress, body)
         } catch let fault as RecordFault {
             throw SegmentFault(path: path, fault: fault)
         }
