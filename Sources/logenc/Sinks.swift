@@ -41,9 +41,12 @@ final class SegmentSink: RecordSink {
     private let shape: RecordJSON.Shape
     /// Address lines of records written but not yet synced.
     private let pending = ByteBuffer(capacity: 1 << 20)
+    /// Called before address lines are printed (to erase a progress meter).
+    private let beforeOutput: () -> Void
 
-    init(path: String, sync: SyncMode, atomic: Bool, notice: @escaping (String) -> Void) throws {
+    init(path: String, sync: SyncMode, atomic: Bool, beforeOutput: @escaping () -> Void, notice: @escaping (String) -> Void) throws {
         appender = try SegmentAppender(path: path)
+        self.beforeOutput = beforeOutput
         self.atomic = atomic
         appender.notice = notice
         self.sync = sync
@@ -102,6 +105,7 @@ final class SegmentSink: RecordSink {
     private func printPending(syncFirst: Bool) throws {
         guard pending.count > 0 else { return }
         if syncFirst { try appender.sync() }
+        beforeOutput()
         try FileDescriptor.standardOutput.writeAll(pending.bytes)
         pending.removeAll()
     }

@@ -41,6 +41,7 @@ let tool = Tool(ToolSpec(
                "verify only what was appended after the index was written (after checking the index's last record is still there), so routine recovery costs the tail, not the file"),
         Option(["--report"], "FILE", "also write the report to FILE", completion: .file),
         Option.maxRecord,
+        Option.progress,
     ],
     operands: .file,
     exitStatus: """
@@ -63,6 +64,7 @@ struct Fix {
     let indexPath: String?
     let reportPath: String?
     let maxRecord: Int
+    let meter: Progress
 
     init(_ arguments: ParsedArguments) throws(UsageError) {
         path = try arguments.onlySegment()
@@ -73,6 +75,7 @@ struct Fix {
         indexPath = try arguments.path("--index")
         reportPath = try arguments.path("--report")
         maxRecord = try arguments.maxRecord()
+        meter = Progress(tool, arguments, files: [path])
         if fromIndex && indexPath == nil { throw UsageError("--from-index needs --index INDEX") }
         if indexPath != nil && !fromIndex { throw UsageError("--index is used with --from-index") }
         if [check, force, salvagePath != nil].filter({ $0 }).count > 1 {
@@ -91,6 +94,7 @@ struct Fix {
             throw PathRefused(message: "\(salvagePath): refusing to write binary records to a terminal")
         }
         let report = try repair()
+        meter.finish()
         let line = report.json
         // The report reaches stdout even if the report file cannot be written.
         try FileDescriptor.standardOutput.writeAll(line)
@@ -114,7 +118,7 @@ struct Fix {
         let size = try file.size()
         let identity = try file.identity()
         let start = fromIndex ? try indexedEnd(of: file, size: size) : 0
-        let verification = try Recovery.verify(file, size: size, from: start, maxRecord: maxRecord)
+        let verification = try Recovery.verify(file, size: size, from: start, maxRecord: maxRecord, progress: meter.reporter())
         var report = RepairReport(segment: path, originalSize: size, verification: verification)
         // Records up to the end a writer wrote or verified (kept in SEG.lock) were
         // whole once: damage there is not a crash's torn tail, whatever follows.

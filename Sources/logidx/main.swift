@@ -36,6 +36,7 @@ let tool = Tool(ToolSpec(
         Option(["--json"], nil, "get: one JSON line per key: {\"status\":\"found\"|\"deleted\"|\"missing\",...}"),
         Option(["--report"], "FILE", "get: write timings and the lookup mode to FILE as JSON", completion: .file),
         Option.maxRecord,
+        Option.progress,
     ],
     operands: .file,
     exitStatus: """
@@ -58,14 +59,16 @@ func build(_ arguments: ParsedArguments) throws -> ExitCode {
     let maxRecord = try arguments.maxRecord()
     let builder = IndexBuilder()
     let segments = arguments.positionalStrings
+    let meter = segments.isEmpty ? Progress(tool, arguments, reading: .standardInput) : Progress(tool, arguments, files: segments)
     if segments.isEmpty {
-        try builder.addScanLines(from: .standardInput, maxRecord: maxRecord)
+        try builder.addScanLines(from: .standardInput, maxRecord: maxRecord, progress: meter.reporter())
     } else {
         for path in segments {
             try FileSystem.requireSegment(path)
-            try builder.addSegment(try SegmentReader(path: path), maxRecord: maxRecord)
+            try builder.addSegment(try SegmentReader(path: path), maxRecord: maxRecord, progress: meter.reporter())
         }
     }
+    meter.finish()
     try builder.write(indexAt: output)
     return .success
 }
@@ -74,6 +77,7 @@ func build(_ arguments: ParsedArguments) throws -> ExitCode {
 
 func get(_ arguments: ParsedArguments) throws -> ExitCode {
     if arguments.has("--output") { throw UsageError("-o is a build option; get never writes the index") }
+    if arguments.has("--progress") { throw UsageError("--progress is a build option") }
     let json = arguments.has("--json")
     let reportPath = try arguments.path("--report")
     let maxRecord = try arguments.maxRecord()

@@ -32,6 +32,7 @@ let tool = Tool(ToolSpec(
         Option(["--index"], "INDEX", "with --in-place: rewrite INDEX for the compacted segment", completion: .file),
         Option(["--report"], "FILE", "also write the report to FILE", completion: .file),
         Option.maxRecord,
+        Option.progress,
     ],
     operands: .file,
     exitStatus: """
@@ -50,6 +51,7 @@ struct Pack {
     let indexPath: String?
     let reportPath: String?
     let maxRecord: Int
+    let meter: Progress
 
     init(_ arguments: ParsedArguments) throws(UsageError) {
         path = try arguments.onlySegment()
@@ -57,6 +59,7 @@ struct Pack {
         indexPath = try arguments.path("--index")
         reportPath = try arguments.path("--report")
         maxRecord = try arguments.maxRecord()
+        meter = Progress(tool, arguments, files: [path])
         if indexPath != nil && !inPlace { throw UsageError("--index is used with --in-place") }
     }
 
@@ -71,7 +74,7 @@ struct Pack {
         if let indexPath, FileSystem.exists(indexPath) { _ = try IndexFile(path: indexPath) }
         let report: CompactionReport
         if inPlace {
-            report = try Compaction.inPlace(path, maxRecord: maxRecord)
+            report = try Compaction.inPlace(path, maxRecord: maxRecord, progress: meter.reporter())
         } else {
             try FileSystem.requireSegment(path)
             tool.refuseTerminal(.standardOutput, hint: "redirect stdout to a file, or use --in-place")
@@ -80,6 +83,7 @@ struct Pack {
             }
             report = try toStandardOutput()
         }
+        meter.finish()
         let line = report.json
         try (inPlace ? FileDescriptor.standardOutput : FileDescriptor.standardError).writeAll(line)
         if let indexPath { try IndexBuilder.rebuild(indexPath, including: path, maxRecord: maxRecord) }
@@ -92,7 +96,7 @@ struct Pack {
         let source = try FileDescriptor.openSegment(path, O_RDONLY)
         defer { source.close() }
         let out = OutputBuffer(sink: .standardOutput, capacity: 4 << 20)
-        var report = try MappedFile(source).withBytes { try Compaction.writeLive($0, path: path, maxRecord: maxRecord, to: out) }
+        var report = try MappedFile(source).withBytes { try Compaction.writeLive($0, path: path, maxRecord: maxRecord, to: out, progress: meter.reporter()) }
         try out.flush()
         report.durationMicroseconds = monotonicMicroseconds() - started
         return report
