@@ -71,7 +71,7 @@ build:
 # What the tests and the demo run besides the tools: command, then the Debian
 # package that has it. Run as root (as CI is), make installs what is missing;
 # otherwise it says what to install and stops.
-DEPS := xxd:xxd jq:jq python3:python3 strace:strace groff:groff-base man:man-db zsh:zsh
+DEPS := xxd:xxd jq:jq python3:python3 strace:strace groff:groff-base man:man-db zsh:zsh script:bsdutils
 deps:
 	@missing=""; for d in $(DEPS); do command -v "$${d%%:*}" > /dev/null || missing="$$missing $${d#*:}"; done; \
 	[ -z "$$missing" ] && exit 0; \
