@@ -19,6 +19,9 @@ SEGMENT_SIZE ?= 64M
 MIN_GARBAGE  ?= 0
 SEGMENT      ?= $(DATA)/segment-0001.dat
 INDEX        := $(DATA)/index.json
+# Single segments of the demo and the README's examples: beside the store,
+# never in it (a store holds only its own files).
+DEMO         ?= demo
 FIXTURES ?= fixtures
 SIZES    ?= 10000,100000,1000000
 
@@ -55,13 +58,13 @@ help:
 	@echo "make compact             logpack DATA (merge closed segments; MIN_GARBAGE=$(MIN_GARBAGE)), then the index"
 	@echo "make crash-demo          append, cut the tail mid-record, recover, show the report"
 	@echo "make fuzz                each fuzz target for FUZZ_SECONDS=$(FUZZ_SECONDS) s (make fuzz-quick: a short run)"
-	@echo "make torture             200 rounds of kill -9 of writers (also of atomic batches) and compactions (TORTURE_ROUNDS)"
+	@echo "make torture             200 rounds each of kill -9 of writers (also of atomic batches), compactions, store merges and followers (TORTURE_ROUNDS)"
 	@echo "make bench               logkit beside its peers at SIZES=$(SIZES); reports in REPORTS"
 	@echo "make bench-quick         a smoke run of the benchmark, under a minute"
 	@echo "make follow              print DATA's records as they are committed (tail -f)"
 	@echo "make install   the tools, man pages and bash/zsh completions under PREFIX=$(PREFIX) (DESTDIR, BIN)"
 	@echo "make uninstall remove exactly what make install put there"
-	@echo "make clean     remove build output, bin/, DATA, the crash demo's store and REPORTS"
+	@echo "make clean     remove build output, bin/, DATA, the crash demo's store, DEMO and REPORTS"
 
 build:
 	$(SWIFT) build $(RELEASE)
@@ -74,7 +77,7 @@ build:
 # What the tests and the demo run besides the tools: command, then the Debian
 # package that has it. Run as root (as CI is), make installs what is missing;
 # otherwise it says what to install and stops.
-DEPS := xxd:xxd jq:jq python3:python3 strace:strace groff:groff-base man:man-db zsh:zsh
+DEPS := xxd:xxd jq:jq python3:python3 strace:strace groff:groff-base man:man-db zsh:zsh script:bsdutils
 deps:
 	@missing=""; for d in $(DEPS); do command -v "$${d%%:*}" > /dev/null || missing="$$missing $${d#*:}"; done; \
 	[ -z "$$missing" ] && exit 0; \
@@ -112,16 +115,16 @@ golden: build
 	Tests/golden/run.sh
 
 demo: deps build
-	@mkdir -p $(DATA)
-	@echo '$$ bin/logenc < $(FIXTURES)/sample.jsonl > $(DATA)/demo.seg'
-	@bin/logenc < $(FIXTURES)/sample.jsonl > $(DATA)/demo.seg
-	@echo "wrote $$(wc -c < $(DATA)/demo.seg) bytes"
+	@mkdir -p $(DEMO)
+	@echo '$$ bin/logenc < $(FIXTURES)/sample.jsonl > $(DEMO)/demo.seg'
+	@bin/logenc < $(FIXTURES)/sample.jsonl > $(DEMO)/demo.seg
+	@echo "wrote $$(wc -c < $(DEMO)/demo.seg) bytes"
 	@echo
-	@echo '$$ bin/logdec < $(DATA)/demo.seg'
-	@bin/logdec < $(DATA)/demo.seg
+	@echo '$$ bin/logdec < $(DEMO)/demo.seg'
+	@bin/logdec < $(DEMO)/demo.seg
 	@echo
-	@echo '$$ bin/logdec < $(DATA)/demo.seg | bin/logenc | cmp - $(DATA)/demo.seg'
-	@bin/logdec < $(DATA)/demo.seg | bin/logenc | cmp - $(DATA)/demo.seg && echo "round trip: byte for byte identical"
+	@echo '$$ bin/logdec < $(DEMO)/demo.seg | bin/logenc | cmp - $(DEMO)/demo.seg'
+	@bin/logdec < $(DEMO)/demo.seg | bin/logenc | cmp - $(DEMO)/demo.seg && echo "round trip: byte for byte identical"
 	@echo
 	@echo '$$ bin/logenc --timestamp 1700000000000 name ish | xxd'
 	@bin/logenc --timestamp 1700000000000 name ish | xxd
@@ -170,7 +173,7 @@ recover: bin/.built
 
 compact: bin/.built
 	@mkdir -p $(REPORTS)
-	bin/logpack --min-garbage $(MIN_GARBAGE) --segment-size $(SEGMENT_SIZE) --report $(REPORTS)/compact.json $(DATA)
+	bin/logpack --min-garbage $(MIN_GARBAGE) --report $(REPORTS)/compact.json $(DATA)
 	bin/logidx -o $(INDEX) $(DATA)
 
 # A store of its own beside DATA (a store holds nothing but its own files).
@@ -200,6 +203,8 @@ TORTURE_ROUNDS ?= 200
 torture: bin/.built
 	python3 Tests/torture/kill9_loop.py --rounds $(TORTURE_ROUNDS) --bin bin
 	python3 Tests/torture/batch_kill9.py --rounds $(TORTURE_ROUNDS) --bin bin
+	python3 Tests/torture/store_kill9.py --rounds $(TORTURE_ROUNDS) --bin bin
+	python3 Tests/torture/follow_kill9.py --rounds $(TORTURE_ROUNDS) --bin bin
 
 # Peers are measured only if installed: apt-get install sqlite3 jq tkrzw-utils lmdb-utils
 bench: bin/.built
@@ -269,4 +274,4 @@ uninstall:
 	rm -f $(INSTALLED)
 
 clean:
-	rm -rf .build bin $(DATA) $(DATA)-crash-demo $(REPORTS)
+	rm -rf .build bin $(DATA) $(DATA)-crash-demo $(DEMO) $(REPORTS)

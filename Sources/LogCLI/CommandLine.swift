@@ -20,6 +20,8 @@ public enum LogKit {
 public struct Tool: Sendable {
     public let spec: ToolSpec
     public var name: String { spec.name }
+    /// stderr's last line, where messages and the progress meter meet.
+    let statusLine = StatusLine { try? FileDescriptor.standardError.writeAll($0) }
 
     public init(_ spec: ToolSpec) {
         self.spec = spec
@@ -41,6 +43,7 @@ public struct Tool: Sendable {
             if arguments.has("--man-format") { print(ManPage.format) }
             if let shell = arguments.string("--completion") { print(try spec.completion(for: shell)) }
             status = try body(arguments)
+            statusLine.clear()
         } catch let error as UsageError {
             usageError(error.message)
         } catch {
@@ -71,12 +74,12 @@ public struct Tool: Sendable {
 
     /// Prints `NAME: message` on stderr and carries on.
     public func warn(_ message: String) {
-        try? FileDescriptor.standardError.writeAll("\(name): \(message)\n")
+        statusLine.message("\(name): \(message)\n")
     }
 
     /// A usage error: the message, a hint, exit 2.
     public func usageError(_ message: String) -> Never {
-        try? FileDescriptor.standardError.writeAll("\(name): \(message)\nTry '\(name) --help' for usage.\n")
+        statusLine.message("\(name): \(message)\nTry '\(name) --help' for usage.\n")
         exit(ExitCode.usage.rawValue)
     }
 

@@ -30,18 +30,23 @@ public final class LineReader {
     /// Calls `body` with each line and its 1-based number, until the input
     /// ends or `body` throws; `afterChunk` runs after the lines of each read,
     /// before the next one, which may wait for input. A line stays valid
-    /// until the `afterChunk` that follows it returns.
+    /// until the `afterChunk` that follows it returns. `progress` is told the
+    /// bytes read so far after each read.
     public func forEachLine(
         _ body: (UnsafeRawBufferPointer, Int) throws -> Void,
-        afterChunk: () throws -> Void = {}
+        afterChunk: () throws -> Void = {},
+        progress: ((UInt64) -> Void)? = nil
     ) throws {
         var number = 0
         var atEnd = false
+        var bytesRead: UInt64 = 0
         while !atEnd {
             buffer.reserve(chunk)
             let n = try source.read(into: UnsafeMutableRawBufferPointer(start: buffer.base + buffer.count, count: chunk))
             if n == 0 { atEnd = true }
             buffer.count += n
+            bytesRead += UInt64(n)
+            if n > 0 { progress?(bytesRead) }
             let base = UnsafeRawPointer(buffer.base)
             var start = 0
             while start < buffer.count {

@@ -75,10 +75,12 @@ public final class RecordLineParser: JSONCursor {
     /// Reads `source` line by line and calls `body` with each record and its
     /// 1-based line number; blank lines are skipped. Stops at the first
     /// malformed or over-long line with an InputLineError. `afterChunk` runs
-    /// after the lines of each read, as in LineReader.
+    /// after the lines of each read, and `progress` is told the bytes read, as
+    /// in LineReader.
     public func forEachRecord(
         in source: FileDescriptor, maxRecord: Int,
-        _ body: (RecordInput, Int) throws -> Void, afterChunk: () throws -> Void = {}
+        _ body: (RecordInput, Int) throws -> Void, afterChunk: () throws -> Void = {},
+        progress: ((UInt64) -> Void)? = nil
     ) throws {
         let reader = LineReader(source: source, maxLine: RecordLineParser.maxLine(maxRecord: maxRecord))
         do {
@@ -90,7 +92,7 @@ public final class RecordLineParser: JSONCursor {
                     throw InputLineError(line: number, reason: error.message)
                 }
                 if let parsed { try body(parsed, number) }
-            }, afterChunk: afterChunk)
+            }, afterChunk: afterChunk, progress: progress)
         } catch let error as LineTooLong {
             throw InputLineError(line: error.line, reason: "line longer than \(error.limit) bytes")
         }

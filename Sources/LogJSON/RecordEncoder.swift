@@ -40,9 +40,10 @@ public final class RecordEncoder {
     /// the lines of each read so the caller can empty the batch, and, with
     /// `atomic`, `commit` after each commit line closed a batch. Stops at the
     /// first malformed line with an InputLineError; the records before it are
-    /// in `batch`, nothing after it.
+    /// in `batch`, nothing after it. `progress` is told the bytes read so far.
     public func encodeLines(
-        from source: FileDescriptor, into batch: ByteBuffer, commit: () throws -> Void = {}, afterChunk: () throws -> Void
+        from source: FileDescriptor, into batch: ByteBuffer, commit: () throws -> Void = {}, afterChunk: () throws -> Void,
+        progress: ((UInt64) -> Void)? = nil
     ) throws {
         try parser.forEachRecord(in: source, maxRecord: maxRecord, { record, number in
             if record.isCommit {
@@ -52,7 +53,7 @@ public final class RecordEncoder {
             } else {
                 try encode(record, number: number, into: batch)
             }
-        }, afterChunk: afterChunk)
+        }, afterChunk: afterChunk, progress: progress)
     }
 
     /// Ends the open batch in `batch`: its last record loses the continues

@@ -73,7 +73,16 @@ public enum Compaction {
     /// Batches stay batches: of the records kept from one batch, all but the
     /// last carry the continues flag, so dropping an overwritten record never
     /// leaves a batch without the record that ends it.
-    public static func writeLive<Out: LineBuffer>(_ segment: UnsafeRawBufferPointer, path: String, maxRecord: Int, to out: Out) throws -> CompactionReport {
+    ///
+    /// `progress` is told, every few megabytes, how far the work has come in
+    /// bytes of the segment; each pass counts for half of them, so that the
+    /// rate a meter shows is the segment compacted per second.
+    public static func writeLive<Out: LineBuffer>(
+        _ segment: UnsafeRawBufferPointer, path: String, maxRecord: Int, to out: Out, progress: ((UInt64) -> Void)? = nil
+    ) throws -> CompactionReport {
+        // Checked against each record's offset: one comparison per record.
+        let reportEvery = 4 << 20
+        var reportAt = progress == nil ? Int.max : reportEvery
         var report = CompactionReport()
         report.beforeSize = UInt64(segment.count)
         var offsets: [Int] = []
@@ -85,6 +94,10 @@ public enum Compaction {
         while let step = walker.next() {
             switch step {
             case .record(let record, let offset):
+                if offset >= reportAt {
+                    progress?(UInt64(offset / 2))
+                    reportAt = offset + reportEvery
+                }
                 keyed.append(UInt64(KeyHash.hash(record.key)) << 32 | UInt64(offsets.count))
                 offsets.append(offset)
                 continues.append(record.continues)
@@ -109,7 +122,12 @@ public enum Compaction {
         }
         report.recordsRead = offsets.count
         let keptLater = KeyHash.keptLater(continues: continues) { !dead[$0] && puts[$0] }
+        reportAt = progress == nil ? Int.max : reportEvery
         for (number, offset) in offsets.enumerated() where !dead[number] {
+            if offset >= reportAt {
+                progress?(UInt64((segment.count + offset) / 2))
+                reportAt = offset + reportEvery
+            }
             guard puts[number] else {
                 report.droppedTombstones += 1
                 continue
@@ -129,8 +147,9 @@ public enum Compaction {
         return report
     }
 
-    /// Compacts the segment at `path` in place (see the top of this file).
-    public static func inPlace(_ segment: String, maxRecord: Int) throws -> CompactionReport {
+    /// Compacts the segment at `path` in place (see the top of this file),
+    /// telling `progress` how far it has come as `writeLive` does.
+    public static func inPlace(_ segment: String, maxRecord: Int, progress: ((UInt64) -> Void)? = nil) throws -> CompactionReport {
         let started = monotonicMicroseconds()
         try FileSystem.requireSegment(segment)
         let lock = try WritersLock(segment: segment)
@@ -172,7 +191,7 @@ public enum Compaction {
             source.close()
         }
         do {
-            var report = try compact(path, source: source, scanned: scanned, into: claim, maxRecord: maxRecord, lock: lock)
+            var report = try compact(path, source: source, scanned: scanned, into: claim, maxRecord: maxRecord, lock: lock, progress: progress)
             report.durationMicroseconds = monotonicMicroseconds() - started
             return report
         } catch {
@@ -182,13 +201,16 @@ public enum Compaction {
     }
 
     private static func compact(
-        _ path: String, source: FileDescriptor, scanned: UInt64, into claim: FileDescriptor, maxRecord: Int, lock: WritersLock
+        _ path: String, source: FileDescriptor, scanned: UInt64, into claim: FileDescriptor, maxRecord: Int, lock: WritersLock,
+        progress: ((UInt64) -> Void)?
     ) throws -> CompactionReport {
         let identity = try source.identity()
         var report: CompactionReport
         do {
             let out = OutputBuffer(sink: claim, capacity: 4 << 20)
-            report = try MappedFile(source, size: scanned).withBytes { try writeLive($0, path: path, maxRecord: maxRecord, to: out) }
+            report = try MappedFile(source, size: scanned).withBytes {
+                try writeLive($0, path: path, maxRecord: maxRecord, to: out, progress: progress)
+            }
             try out.flush()
         }
         try claim.sync()
@@ -287,6 +309,33 @@ enum KeyHash {
             start = end
         }
         return dead
+    }
+
+    /// For each record, whether a later record of its key overwrote it
+    /// (`dead`), and for each that was not, whether an older record of its
+    /// key is a PUT (`hidesPut`): a tombstone that hides one must stay as
+    /// long as that PUT may still be read.
+    static func newest(_ keyed: [UInt64], isPut: (Int) -> Bool, keyOf: (Int) -> UnsafeRawBufferPointer) -> (dead: [Bool], hidesPut: [Bool]) {
+        let sorted = radixSortByHash(keyed)
+        var dead = [Bool](repeating: false, count: keyed.count)
+        var hidesPut = [Bool](repeating: false, count: keyed.count)
+        func number(_ item: UInt64) -> Int { Int(item & 0xFFFF_FFFF) }
+        var start = 0
+        while start < sorted.count {
+            var end = start + 1
+            while end < sorted.count && sorted[end] >> 32 == sorted[start] >> 32 { end += 1 }
+            // A run of equal hashes, oldest first: each record's newer
+            // namesake, if any, makes it dead and inherits its PUT.
+            for a in start..<(end - 1) {
+                for b in (a + 1)..<end where compareBytes(keyOf(number(sorted[a])), keyOf(number(sorted[b]))) == 0 {
+                    dead[number(sorted[a])] = true
+                    if isPut(number(sorted[a])) || hidesPut[number(sorted[a])] { hidesPut[number(sorted[b])] = true }
+                    break
+                }
+            }
+            start = end
+        }
+        return (dead, hidesPut)
     }
 
     /// Per record, whether a record of the same batch after it is kept: the

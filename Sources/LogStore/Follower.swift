@@ -180,53 +180,77 @@ public final class Follower {
 /// gets all of it), sleeping on file and directory events while nothing is
 /// appended.
 ///
-/// A merge (`logpack DIR`) may replace or remove the closed segments a
-/// follower has not finished, moving their records into lower-numbered
-/// segments it has already passed. So after opening the next segment the
-/// follower checks that the one it finished is still the file it read: a
-/// merge renames and removes from the lowest segment up, so if the finished
-/// segment is untouched, nothing after it was touched either. If it was
-/// replaced, the follower starts again from the store's first segment:
-/// records are seen again, never missed, and since a merge keeps each key's
-/// newest record, never an older value after a newer one.
+/// A merge (`logpack DIR`) renames one merged segment over the highest closed
+/// segment and removes the others: everything it keeps of the segments up to
+/// number N lies at or below N, holding each key's newest closed record. So a
+/// follower that finished segment N simply moves to the next segment above
+/// N that still exists, whatever was merged meanwhile: it never misses a
+/// record, and what it meets again is never older than what it printed.
 public final class StoreFollower {
     public let store: Store
     private let maxRecord: Int
     private let verify: Bool
     private var current: Follower
     private var number: UInt64
-    private let warn: (String) -> Void
 
-    /// Starts after `after` if its record is still in place, else at the
-    /// store's first segment. An empty store is waited for.
+    /// Starts after `after` if its record is still in place. If a merge
+    /// replaced or removed its segment, starts at the first segment from its
+    /// number on, from the start: records may be seen again, never missed.
+    /// An empty store is waited for.
     public init(store: Store, after: Cursor?, maxRecord: Int, verify: Bool, warn: @escaping (String) -> Void) throws {
         self.store = store
         self.maxRecord = maxRecord
         self.verify = verify
-        self.warn = warn
-        var start: (segment: StoreSegment, position: UInt64)?
+        var wanted: UInt64 = 0
+        var resumed: (follower: Follower, number: UInt64)?
         if let after {
             let name = after.segment.split(separator: "/").last.map(String.init) ?? after.segment
-            if let segment = try store.segments().first(where: { Store.segmentNumber(name) == $0.number }) {
-                let follower = try Follower(path: segment.path, after: after, maxRecord: maxRecord, verify: verify) { _ in }
-                if follower.cursor == after { start = (segment, follower.position) }
+            wanted = Store.segmentNumber(name) ?? 0
+            // The follower that checked the cursor's record keeps the file it
+            // checked: opening the name again could open a merge's new file.
+            while resumed == nil, let segment = try store.segments().first(where: { $0.number == wanted }) {
+                do {
+                    let follower = try Follower(path: segment.path, after: after, maxRecord: maxRecord, verify: verify) { _ in }
+                    guard follower.cursor == after else { break }
+                    resumed = (follower, segment.number)
+                } catch let error as SystemError where error.errno == ENOENT {
+                    continue
+                }
             }
-            if start == nil {
-                warn("\(after.segment): the cursor's record (offset \(after.offset), \(Hex.word(after.checksum))) is not there (merged?); following \(store.directory) from its first segment, records may be seen again")
+            if resumed == nil {
+                warn("\(after.segment): the cursor's record (offset \(after.offset), \(Hex.word(after.checksum))) is not there (merged?); following \(store.directory) from the start of the segment that holds it now, records may be seen again")
             }
         }
-        if start == nil { start = (try StoreFollower.firstSegment(store), 0) }
-        number = start!.segment.number
-        current = try Follower(path: start!.segment.path, position: start!.position, maxRecord: maxRecord, verify: verify)
-        cursor = after.flatMap { start!.position > 0 ? $0 : nil }
+        if let resumed {
+            current = resumed.follower
+            number = resumed.number
+            cursor = after
+        } else {
+            (current, number) = try StoreFollower.open(store, from: wanted, maxRecord: maxRecord, verify: verify)
+            cursor = nil
+        }
     }
 
-    /// The store's first segment, created by no one: an empty store is waited for.
-    private static func firstSegment(_ store: Store) throws -> StoreSegment {
+    /// A follower of the first segment numbered `from` or more, from its
+    /// start; waits for one if there is none, and lists again if a merge
+    /// removes it before it is opened.
+    private static func open(_ store: Store, from: UInt64, maxRecord: Int, verify: Bool) throws -> (Follower, UInt64) {
         while true {
-            if let first = try store.segments().first { return first }
+            let found = try segment(in: store, from: from)
+            do {
+                return (try Follower(path: found.path, position: 0, maxRecord: maxRecord, verify: verify), found.number)
+            } catch let error as SystemError where error.errno == ENOENT {
+                continue
+            }
+        }
+    }
+
+    /// The first segment numbered `from` or more, waited for if there is none.
+    private static func segment(in store: Store, from: UInt64) throws -> StoreSegment {
+        while true {
+            if let found = try store.segments().first(where: { $0.number >= from }) { return found }
             let watch = try FileWatch(directory: store.directory)
-            if let first = try store.segments().first { return first }
+            if let found = try store.segments().first(where: { $0.number >= from }) { return found }
             if try watch.wait() == .outputClosed { throw SystemError(errno: EPIPE, operation: "write", path: "standard output") }
         }
     }
@@ -241,26 +265,32 @@ public final class StoreFollower {
         while true {
             let fault = try read(body)
             try delivered()
-            if let next = try store.segments().first(where: { $0.number > number }) {
+            if try store.segments().contains(where: { $0.number > number }) {
                 // Closed, and written by no one again: one more read gets the
                 // rest, and damage there is damage.
                 if let fault = try read(body) { throw SegmentFault(path: current.path, fault: fault) }
                 try delivered()
-                let follower = try Follower(path: next.path, position: 0, maxRecord: maxRecord, verify: verify)
-                if try current.isInPlace {
-                    current = follower
-                    number = next.number
-                } else {
-                    warn("\(current.path): merged while followed; following \(store.directory) from its first segment, records may be seen again")
-                    let first = try StoreFollower.firstSegment(store)
-                    current = try Follower(path: first.path, position: 0, maxRecord: maxRecord, verify: verify)
-                    number = first.number
-                }
+                try moveOn()
                 suspect = nil
                 continue
             }
             try current.judge(fault, suspect: &suspect)
             if try current.waitForChange(timeoutMilliseconds: suspect == nil ? -1 : 1000) == .outputClosed { return }
+        }
+    }
+
+    /// Opens the next segment above the current one; a merge may remove it
+    /// between the listing and the open, and then the listing is taken again.
+    private func moveOn() throws {
+        while true {
+            guard let next = try store.segments().first(where: { $0.number > number }) else { return }
+            do {
+                current = try Follower(path: next.path, position: 0, maxRecord: maxRecord, verify: verify)
+                number = next.number
+                return
+            } catch let error as SystemError where error.errno == ENOENT {
+                continue
+            }
         }
     }
 

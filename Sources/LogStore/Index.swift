@@ -117,11 +117,11 @@ public final class IndexBuilder {
     }
 
     /// Adds every line of scan output read from `source`; stops at the first
-    /// malformed line with an InputLineError.
-    public func addScanLines(from source: FileDescriptor, maxRecord: Int) throws {
-        try RecordLineParser(requireValue: false).forEachRecord(in: source, maxRecord: maxRecord) { record, number in
+    /// malformed line with an InputLineError. `progress` is told the bytes read.
+    public func addScanLines(from source: FileDescriptor, maxRecord: Int, progress: ((UInt64) -> Void)? = nil) throws {
+        try RecordLineParser(requireValue: false).forEachRecord(in: source, maxRecord: maxRecord, { record, number in
             try add(scanLine: record, line: number)
-        }
+        }, progress: progress)
         if let gap = coverageGap() { throw gap }
     }
 
@@ -142,10 +142,11 @@ public final class IndexBuilder {
         return nil
     }
 
-    /// Adds every record of a segment, read from the file itself.
-    public func addSegment(_ reader: SegmentReader, maxRecord: Int) throws {
+    /// Adds every record of a segment, read from the file itself. `progress`
+    /// is told the bytes read.
+    public func addSegment(_ reader: SegmentReader, maxRecord: Int, progress: ((UInt64) -> Void)? = nil) throws {
         let number = segmentNumber(reader.path)
-        try reader.scan(maxRecord: maxRecord, verify: true) { record, offset in
+        try reader.scan(maxRecord: maxRecord, verify: true, progress: progress) { record, offset in
             add(key: record.key,
                 at: IndexLocation(type: record.type, segment: number, offset: offset, length: UInt64(record.length), timestamp: record.timestamp),
                 checksum: record.checksum)

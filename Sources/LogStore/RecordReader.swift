@@ -17,22 +17,30 @@ public final class RecordReader {
     private let chunk: Int
     /// The absolute offset of the first byte in the buffer.
     private var bufferOffset: UInt64
+    /// Where reading stops, if not at the end of the source.
+    private let limit: UInt64?
 
-    public init(source: FileDescriptor, maxRecord: Int, verify: Bool = true, startOffset: UInt64 = 0, chunk: Int = 1 << 20) {
+    /// With `limit`, nothing at or after that absolute offset is read: a
+    /// reader that sized a segment when it opened it sees the segment as it
+    /// was then, and a record appended meanwhile reads as not there yet.
+    public init(source: FileDescriptor, maxRecord: Int, verify: Bool = true, startOffset: UInt64 = 0, limit: UInt64? = nil, chunk: Int = 1 << 20) {
         self.source = source
         self.maxRecord = maxRecord
         self.verify = verify
         self.chunk = chunk
         self.bufferOffset = startOffset
+        self.limit = limit
         buffer = ByteBuffer(capacity: chunk)
     }
 
     /// Calls `body` for each valid record in order. Throws a RecordFault at the
     /// first invalid or incomplete record, a SystemError if reading fails, or
-    /// whatever `body` throws.
-    public func forEach(_ body: (RecordView, UInt64) throws -> Void) throws {
+    /// whatever `body` throws. `progress` is told the bytes read so far
+    /// (from the start offset) after each read.
+    public func forEach(progress: ((UInt64) -> Void)? = nil, _ body: (RecordView, UInt64) throws -> Void) throws {
         var atEnd = false
         var needed = RecordLayout.headerSize
+        let startOffset = bufferOffset
         while true {
             if !atEnd {
                 // Room to fill the buffer up to a chunk, or to the record being
@@ -40,10 +48,15 @@ public final class RecordReader {
                 // case, and then at most by doubling what has arrived, so a
                 // header declaring gigabytes costs memory only as bytes come.
                 buffer.reserve(min(max(chunk, needed), max(chunk, 2 * buffer.count)) - buffer.count)
-                let room = UnsafeMutableRawBufferPointer(start: buffer.base + buffer.count, count: buffer.capacity - buffer.count)
-                let n = try source.read(into: room)
+                var space = buffer.capacity - buffer.count
+                if let limit {
+                    let position = bufferOffset + UInt64(buffer.count)
+                    space = position >= limit ? 0 : Int(min(UInt64(space), limit - position))
+                }
+                let n = space == 0 ? 0 : try source.read(into: UnsafeMutableRawBufferPointer(start: buffer.base + buffer.count, count: space))
                 if n == 0 { atEnd = true }
                 buffer.count += n
+                if n > 0 { progress?(bufferOffset + UInt64(buffer.count) - startOffset) }
                 if n > 0 && buffer.count < needed { continue }
             }
             let consumed = try decodeRecords(atEnd: atEnd, needed: &needed, body)
@@ -65,17 +78,7 @@ public final class RecordReader {
     /// end of the input, or broken by damage, is reported as an uncommitted
     /// batch at its first record, and none of its records is handed out.
     private func decodeRecords(atEnd: Bool, needed: inout Int, _ body: (RecordView, UInt64) throws -> Void) throws -> Int {
-        try RecordReader.committedRecords(
-            in: buffer.bytes, at: bufferOffset, complete: atEnd, verify: verify, maxRecord: maxRecord, needed: &needed, body)
-    }
-
-    /// The walk of `decodeRecords` over any bytes that start at a record
-    /// boundary `bufferOffset` of the segment: a mapped segment is one
-    /// complete buffer.
-    static func committedRecords(
-        in bytes: UnsafeRawBufferPointer, at bufferOffset: UInt64, complete atEnd: Bool, verify: Bool, maxRecord: Int,
-        needed: inout Int, _ body: (RecordView, UInt64) throws -> Void
-    ) throws -> Int {
+        let bytes = buffer.bytes
         var walker = RecordWalker(
             bytes, mode: verify ? .verified : .strict, maxRecord: maxRecord, baseOffset: bufferOffset, complete: atEnd)
         var batchStart: Int?

@@ -52,7 +52,10 @@ public enum Recovery {
     /// Verifies the first `size` bytes of `file` from `from`. The common case,
     /// a clean segment, is one streaming pass with large reads; only when
     /// damage turns up is the file mapped, to resynchronise past it.
-    public static func verify(_ file: FileDescriptor, size: UInt64, from: UInt64, maxRecord: Int) throws -> Verification {
+    /// `progress` is told the bytes read from `from` during that pass.
+    public static func verify(
+        _ file: FileDescriptor, size: UInt64, from: UInt64, maxRecord: Int, progress: ((UInt64) -> Void)? = nil
+    ) throws -> Verification {
         var records = 0
         var end = from
         var last: (offset: UInt64, checksum: UInt32)?
@@ -62,7 +65,7 @@ public enum Recovery {
             // The reader hands out a batch's records when its last one is read,
             // which may lie past `size`: a record counts once its batch ends within it.
             var batchRecords = 0
-            try reader.forEach { record, offset in
+            try reader.forEach(progress: progress) { record, offset in
                 guard offset + UInt64(record.length) <= size else { throw PastSize() }
                 batchRecords += 1
                 guard !record.continues else { return }

@@ -50,35 +50,32 @@ public final class SegmentReader {
     /// end ends the scan quietly: a reader without the lock sees appends in
     /// progress that way (or a torn tail, which is logfix's to judge).
     ///
-    /// The segment is mapped, not read: a lookup scanning a few megabytes of
-    /// unindexed records pays no copy into a buffer.
+    /// The segment is read, never mapped: a writer may truncate a torn tail
+    /// meanwhile, and a mapping would read zeros there, or fault.
     public func scanCommitted(from offset: UInt64 = 0, maxRecord: Int, _ body: (RecordView, UInt64) throws -> Void) throws {
-        guard offset <= size else { throw OffsetBeyondEnd(path: path, offset: offset, size: size) }
-        guard offset < size else { return }
         do {
-            try MappedFile(file, size: size).withBytes { bytes in
-                var needed = 0
-                _ = try RecordReader.committedRecords(
-                    in: UnsafeRawBufferPointer(rebasing: bytes[Int(offset)...]), at: offset, complete: true, verify: true,
-                    maxRecord: maxRecord, needed: &needed, body)
-            }
-        } catch let fault as RecordFault {
-            switch fault.error {
+            try scan(from: offset, maxRecord: maxRecord, verify: true, body)
+        } catch let fault as SegmentFault {
+            switch fault.fault.error {
             case .incompleteHeader, .incompletePayload, .uncommittedBatch: return
-            default: throw SegmentFault(path: path, fault: fault)
+            default: throw fault
             }
         }
     }
 
     /// Calls `body` with every valid record from `offset` on; throws a
-    /// SegmentFault at the first damaged one.
-    public func scan(from offset: UInt64 = 0, maxRecord: Int, verify: Bool, _ body: (RecordView, UInt64) throws -> Void) throws {
+    /// SegmentFault at the first damaged one. `progress` is told the bytes
+    /// read from `offset` after each read.
+    public func scan(
+        from offset: UInt64 = 0, maxRecord: Int, verify: Bool, progress: ((UInt64) -> Void)? = nil,
+        _ body: (RecordView, UInt64) throws -> Void
+    ) throws {
         guard offset <= size else { throw OffsetBeyondEnd(path: path, offset: offset, size: size) }
         try file.seek(to: offset)
         _ = posix_fadvise(file.raw, off_t(offset), 0, Int32(POSIX_FADV_SEQUENTIAL))
-        let reader = RecordReader(source: file, maxRecord: maxRecord, verify: verify, startOffset: offset, chunk: 4 << 20)
+        let reader = RecordReader(source: file, maxRecord: maxRecord, verify: verify, startOffset: offset, limit: size, chunk: 4 << 20)
         do {
-            try reader.forEach(body)
+            try reader.forEach(progress: progress, body)
         } catch let fault as RecordFault {
             throw SegmentFault(path: path, fault: fault)
         }

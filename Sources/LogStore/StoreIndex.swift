@@ -47,8 +47,9 @@ struct IndexedStoreSegment {
     let reader: SegmentReader
     /// Where the run's records end: the start of the unindexed tail.
     let covered: UInt64
-    /// The run's path and key range, if the run is to be used.
-    let run: (path: String, first: [UInt8], last: [UInt8])?
+    /// The run's path and key range, and what it must say it covers, if the
+    /// run is to be used.
+    let run: (path: String, first: [UInt8], last: [UInt8], covers: IndexedSegment)?
 
     func mayHold(_ key: UnsafeRawBufferPointer) -> Bool {
         guard let run else { return false }
@@ -64,6 +65,9 @@ struct IndexedStoreSegment {
 /// One segment's line of the manifest.
 struct ManifestEntry {
     let segment: IndexedSegment
+    /// The segment file's device and inode: a merge renames another file
+    /// over the name, which one record's checksum alone might not reveal.
+    let identity: FileIdentity?
     let index: String
     let count: UInt64
     let first: [UInt8]
@@ -144,7 +148,8 @@ public enum StoreIndex {
             guard let run, let covered = run.segments.first else { continue }
             report.entries += run.count
             func quoted(_ text: String) -> String { String(decoding: JSONText.quoted(text), as: UTF8.self) }
-            var line = "{\"path\":\(quoted(name)),\"size\":\(covered.size),\"last_offset\":\(covered.lastOffset),\"last_checksum\":\"\(Hex.word(covered.lastChecksum))\",\"index\":\(quoted(runName)),\"count\":\(run.count)"
+            let identity = try reader.file.identity()
+            var line = "{\"path\":\(quoted(name)),\"size\":\(covered.size),\"last_offset\":\(covered.lastOffset),\"last_checksum\":\"\(Hex.word(covered.lastChecksum))\",\"device\":\(identity.device),\"inode\":\(identity.inode),\"index\":\(quoted(runName)),\"count\":\(run.count)"
             if let bounds = try run.keyBounds() {
                 line += ",\"first_key\":\(quoted(String(decoding: bounds.first, as: UTF8.self))),\"last_key\":\(quoted(String(decoding: bounds.last, as: UTF8.self)))"
             }
@@ -167,7 +172,7 @@ public enum StoreIndex {
 /// the index is: unindexed records are scanned, stale runs are not used.
 public final class StoreLookup {
     public let store: Store
-    private let segments: [IndexedStoreSegment]
+    private var segments: [IndexedStoreSegment]
     private let maxRecord: Int
     private let recordBuffer = ByteBuffer()
     /// Runs opened so far, by segment position.
@@ -189,13 +194,17 @@ public final class StoreLookup {
             let name = String(reader.path.split(separator: "/").last ?? "")
             guard let number = Store.segmentNumber(name) else { continue }
             var covered: UInt64 = 0
-            var run: (path: String, first: [UInt8], last: [UInt8])?
+            var run: (path: String, first: [UInt8], last: [UInt8], covers: IndexedSegment)?
             if let entry = manifest[name] {
-                if let reason = try entry.segment.mismatch(reader.file, size: reader.size, maxRecord: maxRecord, buffer: buffer) {
+                var reason = try entry.segment.mismatch(reader.file, size: reader.size, maxRecord: maxRecord, buffer: buffer)
+                if reason == nil, let identity = entry.identity, identity != (try reader.file.identity()) {
+                    reason = "another file than the one indexed (a merge replaced it)"
+                }
+                if let reason {
                     warn("\(reader.path): \(reason); its index \(entry.index) is stale, scanning the segment")
                 } else {
                     covered = entry.segment.size
-                    run = (store.path(of: entry.index), entry.first, entry.last)
+                    run = (store.path(of: entry.index), entry.first, entry.last, entry.segment)
                 }
             }
             segments.append(IndexedStoreSegment(number: number, reader: reader, covered: covered, run: run))
@@ -231,20 +240,33 @@ public final class StoreLookup {
             let segment = IndexedSegment(path: store.path(of: name), size: size, lastChecksum: checksum, lastOffset: lastOffset)
             let first = Array((value["first_key"]?.string ?? "").utf8)
             let last = Array((value["last_key"]?.string ?? "").utf8)
-            entries[name] = ManifestEntry(segment: segment, index: index, count: count, first: first, last: last)
+            let identity = value["device"]?.uint64.flatMap { device in value["inode"]?.uint64.map { FileIdentity(device: device, inode: $0) } }
+            entries[name] = ManifestEntry(segment: segment, identity: identity, index: index, count: count, first: first, last: last)
         }
         return entries
     }
 
-    /// The run of segment `n`, opened on first use.
+    /// The run of segment `n`, opened on first use. A run an update or a
+    /// merge replaced or removed since the manifest was read (it no longer
+    /// covers what the manifest says) is not used: the segment is then
+    /// scanned whole, and callers that got nil after asking must look at the
+    /// segment again.
     private func run(_ n: Int) throws -> IndexFile? {
-        guard let path = segments[n].run?.path else { return nil }
+        guard let (path, _, _, covers) = segments[n].run else { return nil }
         if let open = runs[n] { return open }
-        let run = try IndexFile(path: path)
-        guard run.segments.count == 1, let indexed = run.segments.first, indexed.size >= segments[n].covered,
-              try FileSystem.identity(of: indexed.path) == (try segments[n].reader.file.identity())
+        var run: IndexFile?
+        do {
+            run = try IndexFile(path: path)
+        } catch let error as SystemError where error.errno == ENOENT {
+            run = nil
+        }
+        guard let run, run.segments.count == 1, let indexed = run.segments.first,
+              indexed.size == covers.size, indexed.lastOffset == covers.lastOffset, indexed.lastChecksum == covers.lastChecksum
         else {
-            throw IndexError(path: path, reason: "not the index of \(segments[n].reader.path) that \(store.indexPath) names; run logidx -o \(store.indexPath) \(store.directory)")
+            let segment = segments[n]
+            segments[n] = IndexedStoreSegment(number: segment.number, reader: segment.reader, covered: 0, run: nil)
+            overlays[n] = nil
+            return nil
         }
         runs[n] = run
         return run
@@ -258,7 +280,8 @@ public final class StoreLookup {
 
     /// The newest record of `key`, scanning unindexed tails for it.
     public func lookup(_ key: UnsafeRawBufferPointer) throws -> LookupResult {
-        for n in segments.indices.reversed() {
+        var n = segments.count - 1
+        while n >= 0 {
             let segment = segments[n]
             var found: IndexLocation?
             if segment.reader.size > segment.covered {
@@ -268,11 +291,16 @@ public final class StoreLookup {
                     }
                 }
             }
-            if found == nil, segment.mayHold(key), var location = try run(n)?.find(key) {
-                location.segment = n
-                found = location
+            if found == nil, segment.mayHold(key) {
+                // Not usable after all: the segment is looked at again, whole.
+                guard let run = try run(n) else { continue }
+                if var location = try run.find(key) {
+                    location.segment = n
+                    found = location
+                }
             }
             if let found { return try read(key, at: found) }
+            n -= 1
         }
         return .missing
     }
@@ -283,9 +311,15 @@ public final class StoreLookup {
             var result = LookupResult.missing
             for n in segments.indices.reversed() {
                 var found = try overlay(n)[Array(key)]
-                if found == nil, segments[n].mayHold(key), var location = try run(n)?.find(key) {
-                    location.segment = n
-                    found = location
+                if found == nil, segments[n].mayHold(key) {
+                    if let run = try run(n) {
+                        if var location = try run.find(key) {
+                            location.segment = n
+                            found = location
+                        }
+                    } else {
+                        found = try overlay(n)[Array(key)]
+                    }
                 }
                 if let found {
                     result = try read(key, at: found)

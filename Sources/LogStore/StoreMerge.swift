@@ -1,38 +1,33 @@
 // Merge compaction of a store (contract section 5, docs/store.md): the
-// closed segments, every one but the highest, are rewritten as fewer
-// segments holding only the newest PUT of each key. The active segment is
-// never touched, and writers never wait for a merge: they append only to the
+// closed segments, every one but the highest, are rewritten as one segment
+// holding the newest record of each key. The active segment is never
+// touched, and writers never wait for a merge: they append only to the
 // highest segment and create only higher ones, while a merge only renames
 // over and removes lower ones.
 //
 //   1. flock(DIR) without waiting: one merge at a time. Temporaries of a dead
 //      merge (`.segment-N.dat.tmp-…`) are removed.
-//   2. List the segments; all but the highest are closed.
-//   3. Map them, verify every record, and find the live ones: the newest
-//      record of each key within the closed segments, if it is a PUT.
-//      Tombstones are all dropped: the merge starts at the oldest segment, so
-//      no older segment can hold a PUT they hide. (A PUT hidden by a record
-//      in the active segment is kept; the next merge drops it.)
-//   4. Write the live records, in their order, to temporaries, each filled up
-//      to the segment size and split only between batches; fsync each.
+//   2. List the segments; all but the highest are closed: c1 < ... < cm.
+//   3. Map them, verify every record, and find each key's newest record
+//      among them. A PUT is kept. A DELETE is kept only if an older PUT of
+//      its key is among them: until those segments are gone, the tombstone
+//      is what hides it; the next merge, which no longer sees that PUT,
+//      drops it. (A PUT hidden by a record in the active segment is kept;
+//      the merge after the active segment closes drops it.)
+//   4. Write the kept records, in their order, to a temporary; fsync it.
 //      A crash here leaves the store as it was.
-//   5. Rename output i over the i-th lowest closed segment, fsyncing the
-//      directory after each rename.
-//   6. Remove the other closed segments, lowest first, fsyncing the directory.
+//   5. Rename it over cm, the highest closed segment; fsync the directory.
+//   6. Remove c1 .. c(m-1), lowest first, fsyncing the directory each time.
 //
-// Why every moment of steps 5 and 6 answers every key as before: call the
-// closed segments c1 < ... < cm and the outputs o1..ok (k <= m). After j
-// renames the store holds o1..oj at c1..cj, then the old c(j+1)..cm. Take
-// a key whose newest record among the closed segments is in old segment cx.
-// If cx is still there, it is the highest closed segment holding the key
-// (no later one has it), so it answers as before. If cx was replaced or
-// removed, every segment still there above it is an old one above cx, which
-// does not hold the key, or an output, which holds only newest records: the
-// key's newest record if it was a PUT (in exactly one output), nothing if it
-// was a DELETE, and no segment below c1 exists to hold an older PUT. Removal
-// from the lowest up keeps the same shape. Readers see one of these states
-// because they check, after opening, that no name changed meanwhile
-// (`Store.openSegments`).
+// Why every moment answers every key as before, and why a reader scanning
+// the segments in order never meets an older value of a key after a newer
+// one: after step 5 the merged segment sits above every old segment that
+// is left, and holds each key's newest closed record, or nothing for a key
+// whose newest record is a DELETE hiding no PUT (no segment left holds a
+// PUT of it). A lookup, which takes the highest segment holding the key,
+// gets that record; a scan meets the old records first, in their order,
+// then the newest. Removing old segments below it changes neither. A reader
+// that opened the old cm before the rename holds the store as it was.
 
 import LogFormat
 import LogIO
@@ -53,11 +48,13 @@ public struct MergeReport: Sendable {
     public var merged = false
     /// Why nothing was merged, when nothing was.
     public var skipped: String?
-    public var outputs: [Segment] = []
+    /// The merged segment, renamed over the highest closed one.
+    public var output: Segment?
     public var removed: [String] = []
     public var recordsRead = 0
     public var recordsWritten = 0
     public var droppedTombstones = 0
+    public var keptTombstones = 0
     public var droppedOverwritten = 0
     public var durationMicroseconds: UInt64 = 0
 
@@ -79,8 +76,8 @@ public struct MergeReport: Sendable {
             + "\"garbage_fraction\":\((fraction * 10000).rounded() / 10000),"
             + "\"active\":\(active.map { "{\"path\":\(quoted($0.path)),\"size\":\($0.size)}" } ?? "null"),"
             + "\"records_read\":\(recordsRead),\"records_written\":\(recordsWritten),"
-            + "\"dropped_tombstones\":\(droppedTombstones),\"dropped_overwritten\":\(droppedOverwritten),"
-            + "\"segments\":\(list(closed, live: true)),\"outputs\":\(list(outputs, live: false)),"
+            + "\"dropped_tombstones\":\(droppedTombstones),\"kept_tombstones\":\(keptTombstones),\"dropped_overwritten\":\(droppedOverwritten),"
+            + "\"segments\":\(list(closed, live: true)),\"output\":\(output.map { "{\"path\":\(quoted($0.path)),\"size\":\($0.size)}" } ?? "null"),"
             + "\"removed\":[\(removed.map(quoted).joined(separator: ","))],"
             + "\"duration_ms\":\(Int((Double(durationMicroseconds) / 1000).rounded()))}\n"
     }
@@ -89,7 +86,7 @@ public struct MergeReport: Sendable {
 public enum StoreMerge {
     /// Merges the closed segments of `store` (see the top of this file)
     /// unless less than `minGarbage` of their bytes is garbage.
-    public static func merge(_ store: Store, segmentSize: UInt64, minGarbage: Double, maxRecord: Int) throws -> MergeReport {
+    public static func merge(_ store: Store, minGarbage: Double, maxRecord: Int) throws -> MergeReport {
         let started = monotonicMicroseconds()
         var report = MergeReport()
         report.store = store.directory
@@ -125,7 +122,7 @@ public enum StoreMerge {
                     : "garbage is \(Int((fraction * 100).rounded()))% of the closed segments, below --min-garbage"
                 return
             }
-            try replace(closed, in: store, with: segments, live: live, segmentSize: segmentSize, report: &report)
+            try replace(closed, in: store, with: segments, live: live, report: &report)
         }
         report.durationMicroseconds = monotonicMicroseconds() - started
         return report
@@ -167,80 +164,65 @@ public enum StoreMerge {
             }
         }
         report.recordsRead = places.count
-        let dead = KeyHash.overwritten(keyed) { RecordView.verified(segments[places[$0].segment], at: places[$0].offset).key }
-        let keptLater = KeyHash.keptLater(continues: continues) { !dead[$0] && puts[$0] }
+        let (dead, hidesPut) = KeyHash.newest(keyed, isPut: { puts[$0] }) {
+            RecordView.verified(segments[places[$0].segment], at: places[$0].offset).key
+        }
+        func kept(_ number: Int) -> Bool { !dead[number] && (puts[number] || hidesPut[number]) }
+        let keptLater = KeyHash.keptLater(continues: continues, kept: kept)
         var live = Live()
         live.bytesPerSegment = [UInt64](repeating: 0, count: segments.count)
         for (number, place) in places.enumerated() {
             let length = RecordView.verified(segments[place.segment], at: place.offset).length
-            if !puts[number] {
-                report.droppedTombstones += 1
-            } else if dead[number] {
-                report.droppedOverwritten += 1
-            } else {
+            if kept(number) {
+                if !puts[number] { report.keptTombstones += 1 }
                 live.records.append((place.segment, place.offset, length, keptLater[number]))
                 live.bytesPerSegment[place.segment] += UInt64(length)
+            } else if !puts[number] {
+                report.droppedTombstones += 1
+            } else {
+                report.droppedOverwritten += 1
             }
         }
         return live
     }
 
-    /// Steps 4 to 6: write the outputs, rename them over the lowest closed
-    /// segments, remove the rest.
+    /// Steps 4 to 6: write the merged segment, rename it over the highest
+    /// closed one, remove the others.
     private static func replace(
-        _ closed: [SegmentReader], in store: Store, with segments: [UnsafeRawBufferPointer], live: Live, segmentSize: UInt64, report: inout MergeReport
+        _ closed: [SegmentReader], in store: Store, with segments: [UnsafeRawBufferPointer], live: Live, report: inout MergeReport
     ) throws {
-        // Outputs split between batches at the segment size; never more of
-        // them than closed segments, so each has a name to take.
-        var outputs: [Range<Int>] = []
-        var start = 0
-        var bytes: UInt64 = 0
-        for (n, record) in live.records.enumerated() {
-            let batchStart = n == 0 || !live.records[n - 1].continues
-            if batchStart && n > start && bytes + UInt64(record.length) > segmentSize && outputs.count + 1 < closed.count {
-                outputs.append(start..<n)
-                start = n
-                bytes = 0
-            }
-            bytes += UInt64(record.length)
+        let target = closed[closed.count - 1]
+        let name = target.path.split(separator: "/").last.map(String.init) ?? target.path
+        let temporary = store.path(of: ".\(name).tmp-" + String(UInt64.random(in: 0...UInt64.max), radix: 36))
+        let file = try FileDescriptor.open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o644)
+        var renamed = false
+        defer {
+            file.close()
+            if !renamed { try? FileSystem.remove(temporary) }
         }
-        if start < live.records.count { outputs.append(start..<live.records.count) }
-
-        var temporaries: [String] = []
-        defer { for path in temporaries { try? FileSystem.remove(path) } }
-        for (n, range) in outputs.enumerated() {
-            let target = closed[n].path
-            let name = target.split(separator: "/").last.map(String.init) ?? target
-            let temporary = store.path(of: ".\(name).tmp-" + String(UInt64.random(in: 0...UInt64.max), radix: 36))
-            let file = try FileDescriptor.open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o644)
-            temporaries.append(temporary)
-            defer { file.close() }
-            try file.adoptAttributes(try closed[n].file.status())
-            let out = OutputBuffer(sink: file, capacity: 4 << 20)
-            var size: UInt64 = 0
-            for record in live.records[range] {
-                let source = RecordView.verified(segments[record.segment], at: record.offset)
-                let p = try out.room(for: record.length)
-                p.copyMemory(from: source.bytes.baseAddress!, byteCount: record.length)
-                if source.continues != record.continues {
-                    _ = Record.setContinues(record.continues, UnsafeMutableRawBufferPointer(start: p, count: record.length))
-                }
-                out.commit(record.length)
-                size += UInt64(record.length)
+        try file.adoptAttributes(try target.file.status())
+        let out = OutputBuffer(sink: file, capacity: 4 << 20)
+        var size: UInt64 = 0
+        for record in live.records {
+            let source = RecordView.verified(segments[record.segment], at: record.offset)
+            let p = try out.room(for: record.length)
+            p.copyMemory(from: source.bytes.baseAddress!, byteCount: record.length)
+            if source.continues != record.continues {
+                _ = Record.setContinues(record.continues, UnsafeMutableRawBufferPointer(start: p, count: record.length))
             }
-            try out.flush()
-            try file.sync()
-            report.outputs.append(MergeReport.Segment(path: target, size: size, liveBytes: size))
-            report.recordsWritten += range.count
+            out.commit(record.length)
+            size += UInt64(record.length)
         }
-        for (n, temporary) in temporaries.enumerated() {
-            guard rename(temporary, closed[n].path) == 0 else {
-                throw SystemError(errno: errno, operation: "rename", path: closed[n].path)
-            }
-            try FileSystem.syncDirectory(store.directory)
+        try out.flush()
+        try file.sync()
+        guard rename(temporary, target.path) == 0 else {
+            throw SystemError(errno: errno, operation: "rename", path: target.path)
         }
-        temporaries = []
-        for reader in closed.dropFirst(outputs.count) {
+        renamed = true
+        try FileSystem.syncDirectory(store.directory)
+        report.output = MergeReport.Segment(path: target.path, size: size, liveBytes: size)
+        report.recordsWritten = live.records.count
+        for reader in closed.dropLast() {
             try FileSystem.remove(reader.path)
             try FileSystem.syncDirectory(store.directory)
             report.removed.append(reader.path)

@@ -43,9 +43,12 @@ final class SegmentSink: RecordSink {
     private var shapeSegment: String?
     /// Address lines of records written but not yet synced.
     private let pending = ByteBuffer(capacity: 1 << 20)
+    /// Called before address lines are printed (to erase a progress meter).
+    private let beforeOutput: () -> Void
 
-    init(appender: SegmentAppender, sync: SyncMode, atomic: Bool) {
+    init(appender: SegmentAppender, sync: SyncMode, atomic: Bool, beforeOutput: @escaping () -> Void) {
         self.appender = appender
+        self.beforeOutput = beforeOutput
         self.atomic = atomic
         self.sync = sync
     }
@@ -114,6 +117,7 @@ final class SegmentSink: RecordSink {
     private func printPending(syncFirst: Bool) throws {
         guard pending.count > 0 else { return }
         if syncFirst { try appender.sync() }
+        beforeOutput()
         try FileDescriptor.standardOutput.writeAll(pending.bytes)
         pending.removeAll()
     }

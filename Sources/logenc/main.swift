@@ -56,6 +56,7 @@ let tool = Tool(ToolSpec(
         Option(["-d", "--delete"], "KEY", "encode a DELETE (tombstone) of KEY"),
         Option(["--timestamp"], "MS", "timestamp of records that carry none (default: now)"),
         Option.maxRecord,
+        Option.progress,
     ],
     exitStatus: """
         0 done; 1 a malformed input line (the records before it are written and \
@@ -80,6 +81,7 @@ struct Encode {
     let fixedTimestamp: UInt64?
     /// The one record given as arguments, if any, encoded.
     let single: [UInt8]?
+    let meter: Progress
 
     init(_ arguments: ParsedArguments) throws(UsageError) {
         segmentPath = try arguments.path("--append")
@@ -93,6 +95,7 @@ struct Encode {
         atomic = arguments.has("--atomic")
         maxRecord = try arguments.maxRecord()
         fixedTimestamp = try arguments.unsigned("--timestamp")
+        meter = Progress(tool, arguments, reading: .standardInput)
         let positionals = arguments.positionals
         switch (arguments.bytes("--delete"), positionals.count) {
         case (let key?, 0): single = try Encode.record(.delete, key, [], maxRecord: maxRecord, timestamp: fixedTimestamp)
@@ -123,7 +126,7 @@ struct Encode {
                 appender = try SegmentAppender(path: segmentPath)
             }
             appender.notice = { tool.warn($0) }
-            sink = SegmentSink(appender: appender, sync: sync, atomic: atomic)
+            sink = SegmentSink(appender: appender, sync: sync, atomic: atomic, beforeOutput: meter.beforeOutput)
         } else {
             tool.refuseTerminal(.standardOutput, hint: "redirect stdout to a file or a pipe, or append with -a SEG")
             sink = StreamSink()
@@ -141,7 +144,7 @@ struct Encode {
                     guard !atomic else { return }
                     let idle = !FileDescriptor.standardInput.hasInputReady
                     if idle || batch.count >= sink.batchLimit { try sink.write(batch, idle: idle) }
-                })
+                }, progress: meter.reporter())
             } catch let error as InputLineError {
                 // The lines before the bad one are written and reported; with
                 // --atomic, only the batches committed before it.

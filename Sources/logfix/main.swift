@@ -49,6 +49,7 @@ let tool = Tool(ToolSpec(
         Option(["--full"], nil, "with a store DIR: verify every closed segment too, not only the active segment's tail"),
         Option(["--report"], "FILE", "also write the report to FILE", completion: .file),
         Option.maxRecord,
+        Option.progress,
     ],
     operands: .file,
     exitStatus: """
@@ -73,6 +74,7 @@ struct Fix {
     let reportPath: String?
     let maxRecord: Int
     let full: Bool
+    let meter: Progress
 
     init(_ arguments: ParsedArguments) throws(UsageError) {
         path = try arguments.onlySegment()
@@ -89,6 +91,7 @@ struct Fix {
         } else if full {
             throw UsageError("--full is used with a store (a directory); a segment is always verified in full")
         }
+        meter = Progress(tool, arguments, files: Store.isStore(path) ? ((try? Store(path).segments().map(\.path)) ?? []) : [path])
         if fromIndex && indexPath == nil { throw UsageError("--from-index needs --index INDEX") }
         if indexPath != nil && !fromIndex { throw UsageError("--index is used with --from-index") }
         if [check, force, salvagePath != nil].filter({ $0 }).count > 1 {
@@ -107,6 +110,7 @@ struct Fix {
             throw PathRefused(message: "\(salvagePath): refusing to write binary records to a terminal")
         }
         let reports = Store.isStore(path) ? try repairStore() : [try repair(path, lock: try segmentLock(), closed: false)]
+        meter.finish()
         let line = reports.map(\.json).joined()
         // The report reaches stdout even if the report file cannot be written.
         try FileDescriptor.standardOutput.writeAll(line)
@@ -118,8 +122,11 @@ struct Fix {
     /// only read permission: without a readable lock file it reads unlocked.
     func segmentLock() throws -> WritersLock? {
         try FileSystem.requireSegment(path)
-        if !check { try Store.refuseStoreSegment(path, use: "repair the store instead (logfix \(FileSystem.directory(of: path)))") }
-        return check ? try? WritersLock(segment: path, readOnly: true) : try WritersLock(segment: path)
+        // --salvage only reads SEG, so it may read a segment of a store; it
+        // must not create SEG.lock there, which would be a foreign file.
+        let readOnly = check || salvagePath != nil && Store.containing(segment: path) != nil
+        if !readOnly { try Store.refuseStoreSegment(path, use: "repair the store instead (logfix \(FileSystem.directory(of: path)))") }
+        return readOnly ? try? WritersLock(segment: path, readOnly: true) : try WritersLock(segment: path)
     }
 
     /// The store's active segment from where writers verified it, and with
@@ -159,7 +166,7 @@ struct Fix {
         let identity = try file.identity()
         var start = fromIndex ? try indexedEnd(of: file, size: size) : 0
         if fromVerifiedEnd, let known = lock?.verifiedEnd(), try known.holds(in: file, size: size) { start = known.end }
-        let verification = try Recovery.verify(file, size: size, from: start, maxRecord: maxRecord)
+        let verification = try Recovery.verify(file, size: size, from: start, maxRecord: maxRecord, progress: meter.reporter())
         var report = RepairReport(segment: path, originalSize: size, verification: verification)
         // Records up to the end a writer wrote or verified (kept in SEG.lock) were
         // whole once: damage there is not a crash's torn tail, whatever follows.

@@ -55,6 +55,7 @@ let tool = Tool(ToolSpec(
         Option(["--to"], "B", "range: keys up to B (inclusive)"),
         Option(["--keys-only"], nil, "range: print the keys only, one per line (JSON-quoted if they hold control characters)"),
         Option.maxRecord,
+        Option.progress,
     ],
     operands: .file,
     exitStatus: """
@@ -89,14 +90,19 @@ func build(_ arguments: ParsedArguments) throws -> ExitCode {
         _ = try StoreIndex.update(store, maxRecord: maxRecord) { tool.warn($0) }
         return .success
     }
+    if let output, Store.isStore(FileSystem.directory(of: output)), FileSystem.exists(Store(FileSystem.directory(of: output)).lockPath) {
+        throw UsageError("\(output): inside the store \(FileSystem.directory(of: output)), whose index is made by logidx -o \(Store(FileSystem.directory(of: output)).indexPath) \(FileSystem.directory(of: output))")
+    }
+    let meter = segments.isEmpty ? Progress(tool, arguments, reading: .standardInput) : Progress(tool, arguments, files: segments)
     if segments.isEmpty {
-        try builder.addScanLines(from: .standardInput, maxRecord: maxRecord)
+        try builder.addScanLines(from: .standardInput, maxRecord: maxRecord, progress: meter.reporter())
     } else {
         for path in segments {
             try FileSystem.requireSegment(path)
-            try builder.addSegment(try SegmentReader(path: path), maxRecord: maxRecord)
+            try builder.addSegment(try SegmentReader(path: path), maxRecord: maxRecord, progress: meter.reporter())
         }
     }
+    meter.finish()
     try builder.write(indexAt: output)
     return .success
 }
@@ -105,6 +111,7 @@ func build(_ arguments: ParsedArguments) throws -> ExitCode {
 
 func get(_ arguments: ParsedArguments) throws -> ExitCode {
     if arguments.has("--output") { throw UsageError("-o is a build option; get never writes the index") }
+    if arguments.has("--progress") { throw UsageError("--progress is a build option") }
     let json = arguments.has("--json")
     let reportPath = try arguments.path("--report")
     let maxRecord = try arguments.maxRecord()

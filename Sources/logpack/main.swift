@@ -7,7 +7,7 @@ import Glibc
 
 let tool = Tool(ToolSpec(
     name: "logpack",
-    synopsis: ["[options] SEG > OUT", "--in-place [--index INDEX] [options] SEG", "[--min-garbage FRACTION] [--segment-size BYTES] DIR"],
+    synopsis: ["[options] SEG > OUT", "--in-place [--index INDEX] [options] SEG", "[--min-garbage FRACTION] DIR"],
     about: """
         Compact a segment: keep the latest PUT of each key, in original order; drop
         overwritten records and tombstones. Every record is verified first: a damaged
@@ -22,19 +22,20 @@ let tool = Tool(ToolSpec(
         --index rewrites the index for the new segment (record addresses change).
 
         Given a store DIR, logpack merges its closed segments (all but the highest,
-        the active one, which is never touched, so writers never wait) into fewer
-        segments, each up to --segment-size, holding the newest PUT of each key in
-        the original order; tombstones are dropped, since no older segment is left
-        to hold a PUT they hide. The new segments are fsynced, renamed over the
-        lowest closed ones, and the rest are removed from the lowest up; a crash at
-        any point leaves every key answering as before or as after. With
-        --min-garbage, nothing is merged unless at least that fraction of the closed
-        bytes is garbage. The report goes to stdout either way:
+        the active one, which is never touched, so writers never wait) into one
+        segment holding the newest record of each key in the original order: a
+        tombstone is kept only while an older PUT it hides is among them, and the
+        next merge drops it. The merged segment is fsynced and renamed over the
+        highest closed one, then the others are removed; a crash at any point
+        leaves every key answering as before or as after, and a scan never meets an
+        older value of a key after a newer one. With --min-garbage, nothing is
+        merged unless at least that fraction of the closed bytes is garbage. The
+        report goes to stdout either way:
 
           {"store":"DIR","merged":true,"skipped":null,"closed_bytes":N,"live_bytes":N,
            "garbage_bytes":N,"garbage_fraction":F,"active":{"path":...,"size":N},...,
            "segments":[{"path":...,"size":N,"live_bytes":N,"garbage_bytes":N}],
-           "outputs":[{"path":...,"size":N}],"removed":[...],"duration_ms":N}
+           "output":{"path":...,"size":N},"removed":[...],"duration_ms":N}
 
         The report for a segment, on stdout with --in-place and on stderr otherwise:
 
@@ -46,9 +47,9 @@ let tool = Tool(ToolSpec(
         Option(["--in-place"], nil, "replace SEG with its compacted form, safely, while writers append"),
         Option(["--index"], "INDEX", "with --in-place: rewrite INDEX for the compacted segment", completion: .file),
         Option(["--min-garbage"], "FRACTION", "with DIR: merge only if at least FRACTION (0 to 1) of the closed segments' bytes is garbage"),
-        Option(["--segment-size"], "BYTES", "with DIR: the size of the merged segments (K, M or G suffix; default 64M)"),
         Option(["--report"], "FILE", "also write the report to FILE", completion: .file),
         Option.maxRecord,
+        Option.progress,
     ],
     operands: .file,
     exitStatus: """
@@ -71,7 +72,7 @@ struct Pack {
     let reportPath: String?
     let maxRecord: Int
     let minGarbage: Double
-    let segmentSize: UInt64?
+    let meter: Progress
 
     init(_ arguments: ParsedArguments) throws(UsageError) {
         path = try arguments.onlySegment()
@@ -79,7 +80,6 @@ struct Pack {
         indexPath = try arguments.path("--index")
         reportPath = try arguments.path("--report")
         maxRecord = try arguments.maxRecord()
-        segmentSize = try arguments.byteCount("--segment-size", range: 1...(UInt64(1) << 62)).map(UInt64.init)
         if let text = arguments.string("--min-garbage") {
             guard let value = Double(text), value >= 0, value <= 1 else {
                 throw UsageError("option --min-garbage: '\(text)' is not a fraction from 0 to 1")
@@ -90,9 +90,10 @@ struct Pack {
         }
         if Store.isStore(path) {
             if inPlace || indexPath != nil { throw UsageError("--in-place and --index take a segment; a store is merged in place: logpack \(path)") }
-        } else if segmentSize != nil || arguments.has("--min-garbage") {
-            throw UsageError("--min-garbage and --segment-size are used with a store (a directory)")
+        } else if arguments.has("--min-garbage") {
+            throw UsageError("--min-garbage is used with a store (a directory)")
         }
+        meter = Progress(tool, arguments, files: Store.isStore(path) ? ((try? Store(path).segments().map(\.path)) ?? []) : [path])
         if indexPath != nil && !inPlace { throw UsageError("--index is used with --in-place") }
     }
 
@@ -109,7 +110,7 @@ struct Pack {
         if let indexPath, FileSystem.exists(indexPath) { _ = try IndexFile(path: indexPath) }
         let report: CompactionReport
         if inPlace {
-            report = try Compaction.inPlace(path, maxRecord: maxRecord)
+            report = try Compaction.inPlace(path, maxRecord: maxRecord, progress: meter.reporter())
         } else {
             try FileSystem.requireSegment(path)
             tool.refuseTerminal(.standardOutput, hint: "redirect stdout to a file, or use --in-place")
@@ -118,6 +119,7 @@ struct Pack {
             }
             report = try toStandardOutput()
         }
+        meter.finish()
         let line = report.json
         try (inPlace ? FileDescriptor.standardOutput : FileDescriptor.standardError).writeAll(line)
         if let indexPath { try IndexBuilder.rebuild(indexPath, including: path, maxRecord: maxRecord) }
@@ -127,7 +129,7 @@ struct Pack {
 
     func merge() throws -> ExitCode {
         if let reportPath { try FileSystem.requireWritableOutput(reportPath) }
-        let report = try StoreMerge.merge(Store(path), segmentSize: segmentSize ?? Store.defaultSegmentSize, minGarbage: minGarbage, maxRecord: maxRecord)
+        let report = try StoreMerge.merge(Store(path), minGarbage: minGarbage, maxRecord: maxRecord)
         let line = report.json
         try FileDescriptor.standardOutput.writeAll(line)
         if let reportPath { try FileSystem.writeAtomically(reportPath) { try $0.writeAll(line) } }
@@ -139,7 +141,7 @@ struct Pack {
         let source = try FileDescriptor.openSegment(path, O_RDONLY)
         defer { source.close() }
         let out = OutputBuffer(sink: .standardOutput, capacity: 4 << 20)
-        var report = try MappedFile(source).withBytes { try Compaction.writeLive($0, path: path, maxRecord: maxRecord, to: out) }
+        var report = try MappedFile(source).withBytes { try Compaction.writeLive($0, path: path, maxRecord: maxRecord, to: out, progress: meter.reporter()) }
         try out.flush()
         report.durationMicroseconds = monotonicMicroseconds() - started
         return report

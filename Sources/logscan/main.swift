@@ -55,6 +55,7 @@ let tool = Tool(ToolSpec(
         Option(["--cursor-file"], "F", "with --follow: resume after the cursor in F and keep F up to date", completion: .file),
         Option(["--after"], "CURSOR", "with --follow: resume after CURSOR (a cursor line)"),
         Option.maxRecord,
+        Option.progress,
     ],
     operands: .file,
     exitStatus: """
@@ -80,6 +81,7 @@ struct Scan {
     let follow: Bool
     let cursorFile: String?
     let after: Cursor?
+    let meter: Progress?
 
     init(_ arguments: ParsedArguments) throws(UsageError) {
         segments = arguments.positionalStrings
@@ -107,11 +109,16 @@ struct Scan {
         } else if cursorFile != nil || after != nil {
             throw UsageError("--cursor-file and --after are used with --follow")
         }
+        if arguments.has("--from"), let store = segments.first(where: Store.isStore) {
+            throw UsageError("--from takes an address in one segment, not the store \(store)")
+        }
         if at != nil {
             if segments.count > 1 { throw UsageError("--at reads one segment") }
             if Store.isStore(segments[0]) { throw UsageError("--at reads a segment, not a store: give the segment an address names") }
             if countOnly || arguments.has("--from") { throw UsageError("--at cannot be combined with --count or --from") }
         }
+        if arguments.has("--progress") && !countOnly { throw UsageError("--progress is used with --count") }
+        meter = countOnly ? Progress(tool, arguments, files: segments) : nil
     }
 
     /// Follows the one segment: records as they are committed, the cursor
@@ -226,7 +233,7 @@ struct Scan {
                 } else {
                     if segment.size == 0 { tool.warn("\(path): empty segment") }
                     if countOnly {
-                        try segment.scan(from: from, maxRecord: maxRecord, verify: verify) { record, _ in summary.add(record) }
+                        try segment.scan(from: from, maxRecord: maxRecord, verify: verify, progress: meter?.reporter()) { record, _ in summary.add(record) }
                     } else {
                         try segment.scan(from: from, maxRecord: maxRecord, verify: verify) { record, offset in
                             try RecordJSON.write(record, offset: offset, shape: shape, to: output)
@@ -237,6 +244,7 @@ struct Scan {
                 // A failed write to stdout fails again in report's flush, and ends the run.
                 try report(error)
             }
+            meter?.beforeOutput()
             if countOnly { try output.append(summary.line(segment: path)) }
             try output.flush()
         }

@@ -172,7 +172,7 @@ struct StoreIndexTests {
             }
             _ = try append(appender, bytes)
             if round % 3 == 1 { _ = try StoreIndex.update(store, maxRecord: RecordLayout.defaultMaxRecord) { _ in } }
-            if round % 4 == 3 { _ = try StoreMerge.merge(store, segmentSize: 300, minGarbage: 0, maxRecord: RecordLayout.defaultMaxRecord) }
+            if round % 4 == 3 { _ = try StoreMerge.merge(store, minGarbage: 0, maxRecord: RecordLayout.defaultMaxRecord) }
             let want = try scanModel(store)
             let lookups = try StoreLookup(store: store, maxRecord: RecordLayout.defaultMaxRecord) { _ in }
             for n in 0..<30 {
@@ -207,13 +207,19 @@ struct StoreMergeTests {
         let active = try store.segments().last!
         let activeBytes = try readFile(active.path)
         let before = try scanModel(store)
-        let report = try StoreMerge.merge(store, segmentSize: 100, minGarbage: 0, maxRecord: RecordLayout.defaultMaxRecord)
+        let report = try StoreMerge.merge(store, minGarbage: 0, maxRecord: RecordLayout.defaultMaxRecord)
         #expect(report.merged)
-        #expect(report.droppedTombstones == 1)
+        // The DELETE of a hides its PUT, both closed: it stays until the next merge.
+        #expect(report.keptTombstones == 1)
         #expect(report.droppedOverwritten == 2)
         #expect(try scanModel(store) == before)
         #expect(try readFile(active.path) == activeBytes)
         #expect(try store.segments().count == 2)
+        #expect(try lookup(store, "a") == nil)
+        _ = try append(appender, put("f", String(repeating: "x", count: 80)))
+        let again = try StoreMerge.merge(store, minGarbage: 0, maxRecord: RecordLayout.defaultMaxRecord)
+        #expect(again.droppedTombstones == 1)
+        #expect(again.keptTombstones == 0)
         #expect(try lookup(store, "a") == nil)
     }
 
@@ -225,7 +231,7 @@ struct StoreMergeTests {
         // Closed: a, b, a (a third of it garbage); active: c.
         _ = try append(appender, put("a", "1") + put("b", "1") + put("a", "2") + put("c", "1"))
         let before = try store.segments()
-        let report = try StoreMerge.merge(store, segmentSize: 100, minGarbage: 0.9, maxRecord: RecordLayout.defaultMaxRecord)
+        let report = try StoreMerge.merge(store, minGarbage: 0.9, maxRecord: RecordLayout.defaultMaxRecord)
         #expect(!report.merged)
         #expect(report.skipped?.contains("below --min-garbage") == true)
         #expect(report.garbageBytes == 30)
