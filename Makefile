@@ -40,7 +40,7 @@ export $(1)
 endif
 endef
 $(foreach v,KEY VALUE OFFSET,$(eval $(call pass_through,$(v))))
-SOURCES := Package.swift $(shell find Sources -name '*.swift')
+SOURCES := Package.swift $(shell find Sources -name '*.swift' -o -name '*.[ch]' -o -name module.modulemap)
 
 all: build
 

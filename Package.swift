@@ -11,6 +11,7 @@ import PackageDescription
 //   LogJSON    JSON lines: records in and out, the index's lines
 //   LogIO      file descriptors, buffers, mmap, lines, paths
 //   LogFormat  the record layout, its codec and checksum
+//   CLogCRC    the CRC-32 folding kernel, the one part in C (see its header)
 // Release builds drop the run-time exclusivity checks: across module
 // boundaries the optimizer cannot prove accesses to the buffers' counters
 // disjoint, and the checks cost a fifth of an index build. The compile-time
@@ -22,7 +23,8 @@ let layers: [Target.Dependency] = ["LogFormat", "LogIO", "LogJSON", "LogStore", 
 let package = Package(
     name: "logkit",
     targets: [
-        .target(name: "LogFormat", exclude: ["README.md"], swiftSettings: release),
+        .target(name: "CLogCRC"),
+        .target(name: "LogFormat", dependencies: ["CLogCRC"], exclude: ["README.md"], swiftSettings: release),
         .target(name: "LogIO", exclude: ["README.md"], swiftSettings: release),
         .target(name: "LogJSON", dependencies: ["LogFormat", "LogIO"], exclude: ["README.md"], swiftSettings: release),
         .target(name: "LogStore", dependencies: ["LogFormat", "LogIO", "LogJSON"], exclude: ["README.md"], swiftSettings: release),

@@ -65,13 +65,24 @@ mkdir -p "$OUT/findings"
 # @testable import), from a snapshot of the sources, so that edits made
 # meanwhile cannot break or skew the build. They are rebuilt only when the
 # sources, flags or compiler change; a target only when it or they change.
+# A directory of C files with an include/ directory (CLogCRC) is a C module:
+# compiled first, with clang and the same sanitizers, as a static library
+# beside its headers and module map, which the Swift modules importing it and
+# the targets see through -I.
 
 build_start=$SECONDS
 snapshot=$(mktemp -d)
 trap 'rm -rf "$snapshot"' EXIT
 modules=()
+c_modules=()
 for dir in "$SOURCES"/*/; do
     name=$(basename "$dir")
+    if compgen -G "$dir*.c" > /dev/null && [[ -d $dir/include ]]; then
+        mkdir -p "$snapshot/c/$name"
+        cp -R "$dir". "$snapshot/c/$name/"
+        c_modules+=("$name")
+        continue
+    fi
     compgen -G "$dir*.swift" > /dev/null || continue
     [[ -e $dir/main.swift ]] && continue
     grep -qs '^@main' "$dir"*.swift && continue
@@ -96,22 +107,41 @@ while ((${#remaining[@]})); do
     ((${#next[@]} < ${#remaining[@]})) || die "library modules import each other in a cycle: ${next[*]}"
     remaining=("${next[@]}")
 done
-stamp=$( { "$SWIFTC" --version 2>&1; echo "${FLAGS[*]} ${ordered[*]}"; cat "$snapshot"/*/*.swift; } | sha256sum | cut -c1-16)
+CC=${CC:-${SWIFTC%swiftc}clang}
+C_FLAGS=(-O2 -gline-tables-only -fsanitize=fuzzer-no-link,address)
+stamp=$( { "$SWIFTC" --version 2>&1; "$CC" --version 2>&1; echo "${FLAGS[*]} ${C_FLAGS[*]} ${ordered[*]} ${c_modules[*]}"
+           cat "$snapshot"/*/*.swift; if ((${#c_modules[@]})); then find "$snapshot/c" -type f | sort | xargs cat; fi
+         } | sha256sum | cut -c1-16)
 if [[ ! -f $OUT/lib/stamp || $(cat "$OUT/lib/stamp") != "$stamp" ]]; then
     rm -rf "$OUT/lib.new" && mkdir -p "$OUT/lib.new"
+    for m in "${c_modules[@]}"; do
+        echo "building $m (C) for fuzzing..."
+        mkdir -p "$OUT/lib.new/$m"
+        cp -R "$snapshot/c/$m/include/." "$OUT/lib.new/$m/"
+        for c in "$snapshot/c/$m"/*.c; do
+            "$CC" "${C_FLAGS[@]}" -I "$snapshot/c/$m/include" -c "$c" -o "$OUT/lib.new/$m/$(basename "$c" .c).o" \
+                || die "building $m failed"
+        done
+        ar rcs "$OUT/lib.new/lib$m.a" "$OUT/lib.new/$m"/*.o
+    done
+    c_includes=()
+    for m in "${c_modules[@]}"; do c_includes+=(-I "$OUT/lib.new/$m"); done
     for m in "${ordered[@]}"; do
         echo "building $m for fuzzing ($(ls "$snapshot/$m" | wc -l) files)..."
-        "$SWIFTC" "${FLAGS[@]}" -suppress-warnings -enable-testing -package-name logkit -module-name "$m" -I "$OUT/lib.new" \
+        "$SWIFTC" "${FLAGS[@]}" -suppress-warnings -enable-testing -package-name logkit -module-name "$m" -I "$OUT/lib.new" "${c_includes[@]}" \
             -emit-module -emit-module-path "$OUT/lib.new/$m.swiftmodule" \
             -emit-library -static -o "$OUT/lib.new/lib$m.a" "$snapshot/$m"/*.swift \
             || die "building $m failed"
     done
     echo "${ordered[*]}" > "$OUT/lib.new/modules"
+    echo "${c_modules[*]}" > "$OUT/lib.new/c-modules"
     echo "$stamp" > "$OUT/lib.new/stamp"
     rm -rf "$OUT/lib" && mv "$OUT/lib.new" "$OUT/lib"
 fi
 libraries=()
 for m in $(cat "$OUT/lib/modules"); do libraries+=("-l$m"); done
+# After the Swift libraries, which the static linker must have seen first.
+for m in $(cat "$OUT/lib/c-modules"); do libraries+=(-I "$OUT/lib/$m" "-l$m"); done
 # The targets build two at a time (FUZZ_JOBS).
 build_target() {
     local t=$1 tstamp=$2

@@ -131,6 +131,106 @@ struct CRC32Tests {
         }
     }
 
+    // The paths below are the table (every CPU) and the carry-less multiply
+    // kernel (x86 with PCLMULQDQ and SSE4.1), which the public API chooses
+    // between by length; each is checked on its own, and against the other.
+
+    /// Both paths' checksum of `bytes` (a slice of an array, so with an
+    /// address even when empty); the kernel's is nil where it cannot run.
+    private func bothPaths(_ bytes: UnsafeRawBufferPointer) -> (table: UInt32, kernel: UInt32?) {
+        let base = bytes.baseAddress!
+        let table = ~CRC32.tableFold(0xFFFF_FFFF, base, bytes.count)
+        guard CRC32.hasKernel && bytes.count >= CRC32.kernelMinimum else { return (table, nil) }
+        return (table, ~CRC32.kernelFold(0xFFFF_FFFF, base, bytes.count))
+    }
+
+    @Test("the kernel is used exactly where the CPU reports PCLMULQDQ and SSE4.1")
+    func detection() throws {
+        let cpuinfo = String(decoding: try FileDescriptor.readAll("/proc/cpuinfo"), as: UTF8.self)
+        let flags = cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") }?.split(separator: " ") ?? []
+        #expect(CRC32.hasKernel == (flags.contains("pclmulqdq") && flags.contains("sse4_1")))
+    }
+
+    /// A named input, so that a failure names it rather than listing its bytes.
+    struct LongVector: CustomTestStringConvertible, Sendable {
+        let testDescription: String
+        let bytes: [UInt8]
+        let expected: UInt32
+    }
+
+    @Test("well-known values of inputs long enough for the kernel (zlib crc32), on both paths", arguments: [
+        LongVector(testDescription: "0...255 four times", bytes: Array(0...255) + Array(0...255) + Array(0...255) + Array(0...255), expected: 0xb70b_4c26),
+        LongVector(testDescription: "64 zeros", bytes: [UInt8](repeating: 0, count: 64), expected: 0x758d_6336),
+        LongVector(testDescription: "4096 bytes 0xFF", bytes: [UInt8](repeating: 0xFF, count: 4096), expected: 0xf154_670a),
+        LongVector(testDescription: "\"123456789\" ten times", bytes: utf8(String(repeating: "123456789", count: 10)), expected: 0xdf68_476a),
+        LongVector(testDescription: "the quick brown fox three times",
+                   bytes: utf8(String(repeating: "The quick brown fox jumps over the lazy dog", count: 3)), expected: 0xd996_91f3),
+    ])
+    func longKnownValues(vector: LongVector) {
+        #expect(Reference.crc32(vector.bytes) == vector.expected, "the reference implementation itself")
+        #expect(CRC32.checksum(vector.bytes) == vector.expected)
+        vector.bytes.withUnsafeBytes { raw in
+            let (table, kernel) = bothPaths(raw)
+            #expect(table == vector.expected)
+            if CRC32.hasKernel { #expect(kernel == vector.expected) }
+        }
+    }
+
+    @Test("table and kernel agree on random buffers of every length 0...5000, at every alignment up to 300")
+    func pathsAgree() {
+        var rng = SplitMix64(seed: 0x15C0_FFEE)
+        let data = rng.bytes(5000 + 16)
+        var disagreements: [String] = []
+        data.withUnsafeBytes { raw in
+            for length in 0...5000 {
+                // Every start for the short lengths; one, turning with the length, beyond.
+                for start in length <= 300 ? Array(0..<16) : [length % 16] {
+                    let slice = UnsafeRawBufferPointer(rebasing: raw[start..<(start + length)])
+                    let (table, kernel) = bothPaths(slice)
+                    let chosen = CRC32.checksum(slice)
+                    if chosen != table || (kernel != nil && kernel != table) {
+                        disagreements.append("start \(start) length \(length)")
+                    }
+                }
+            }
+        }
+        #expect(disagreements.isEmpty, "\(disagreements.prefix(10))")
+    }
+
+    @Test("both paths match the bitwise reference on random buffers around the kernel's block sizes")
+    func pathsMatchReference() {
+        var rng = SplitMix64(seed: 0x15)
+        for length in [63, 64, 65, 79, 80, 81, 127, 128, 129, 191, 192, 193, 255, 256, 257, 1000, 4099] {
+            let data = rng.bytes(length)
+            let expected = Reference.crc32(data)
+            data.withUnsafeBytes { raw in
+                let (table, kernel) = bothPaths(raw)
+                #expect(table == expected, "table, length \(length)")
+                if let kernel { #expect(kernel == expected, "kernel, length \(length)") }
+            }
+        }
+    }
+
+    @Test("a running checksum continues across updates that switch between the paths")
+    func streamingAcrossPaths() {
+        var rng = SplitMix64(seed: 103)
+        let data = rng.bytes(20_000)
+        let expected = Reference.crc32(data)
+        data.withUnsafeBytes { raw in
+            for _ in 0..<50 {
+                var crc = CRC32()
+                var position = 0
+                while position < data.count {
+                    // Pieces either side of the kernel's minimum, some far above it.
+                    let n = min(rng.int(0...(rng.int(0...3) == 0 ? 2000 : 150)), data.count - position)
+                    crc.update(UnsafeRawBufferPointer(rebasing: raw[position..<(position + n)]))
+                    position += n
+                }
+                #expect(crc.value == expected)
+            }
+        }
+    }
+
     @Test("value can be read midway without disturbing the running checksum")
     func valueIsNonDestructive() {
         var crc = CRC32()

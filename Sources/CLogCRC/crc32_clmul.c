@@ -1,0 +1,93 @@
+// CRC-32 by carry-less multiplication: the method of Gopal, Ozturk et al.,
+// "Fast CRC Computation for Generic Polynomials Using PCLMULQDQ Instruction"
+// (Intel, 2009), as zlib's and Chromium's crc32_simd use it. See CLogCRC.h for
+// why this is C. The target attribute confines the instructions to these
+// functions, so the package builds with no special flags and runs anywhere;
+// Swift calls the kernel only after the CPU check.
+
+#include "CLogCRC.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+
+#include <cpuid.h>
+#include <immintrin.h>
+
+bool logkit_crc32_clmul_supported(void) {
+    unsigned int eax, ebx, ecx, edx;
+    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return false;
+    return (ecx & bit_PCLMUL) && (ecx & bit_SSE4_1);
+}
+
+// The constants are x^n mod P for the reflected polynomial P = 0x104C11DB7,
+// bit-reflected and shifted left by one (the paper's appendix): folding a
+// 128-bit lane forward by d bits multiplies its halves by x^(d+32) and
+// x^(d-32) mod P.
+#define PAIR(low, high) _mm_set_epi64x((long long)(high), (long long)(low))
+
+__attribute__((target("sse4.1,pclmul")))
+static inline __m128i fold(__m128i lane, __m128i constants, __m128i next) {
+    __m128i low = _mm_clmulepi64_si128(lane, constants, 0x00);
+    __m128i high = _mm_clmulepi64_si128(lane, constants, 0x11);
+    return _mm_xor_si128(_mm_xor_si128(low, high), next);
+}
+
+__attribute__((target("sse4.1,pclmul")))
+uint32_t logkit_crc32_clmul(uint32_t state, const void *start, size_t length) {
+    const uint8_t *bytes = start;
+    const __m128i by512 = PAIR(0x154442bd4, 0x1c6e41596); // x^544, x^480
+    const __m128i by128 = PAIR(0x1751997d0, 0x0ccaa009e); // x^160, x^96
+    const __m128i by64 = PAIR(0x163cd6124, 0);            // x^64
+    // P and its Barrett quotient floor(x^64 / P), both reflected.
+    const __m128i barrett = PAIR(0x1db710641, 0x1f7011641);
+    const __m128i low32 = _mm_setr_epi32(-1, 0, -1, 0);
+
+    // Four lanes, folded 64 bytes at a time: four independent multiplication
+    // chains keep the multiplier busy despite its latency.
+    __m128i a = _mm_loadu_si128((const __m128i *)(bytes + 0));
+    __m128i b = _mm_loadu_si128((const __m128i *)(bytes + 16));
+    __m128i c = _mm_loadu_si128((const __m128i *)(bytes + 32));
+    __m128i d = _mm_loadu_si128((const __m128i *)(bytes + 48));
+    a = _mm_xor_si128(a, _mm_cvtsi32_si128((int)state));
+    bytes += 64;
+    length -= 64;
+    while (length >= 64) {
+        a = fold(a, by512, _mm_loadu_si128((const __m128i *)(bytes + 0)));
+        b = fold(b, by512, _mm_loadu_si128((const __m128i *)(bytes + 16)));
+        c = fold(c, by512, _mm_loadu_si128((const __m128i *)(bytes + 32)));
+        d = fold(d, by512, _mm_loadu_si128((const __m128i *)(bytes + 48)));
+        bytes += 64;
+        length -= 64;
+    }
+
+    // The four lanes into one, then the remaining 16-byte blocks into it.
+    __m128i x = fold(a, by128, b);
+    x = fold(x, by128, c);
+    x = fold(x, by128, d);
+    while (length >= 16) {
+        x = fold(x, by128, _mm_loadu_si128((const __m128i *)bytes));
+        bytes += 16;
+        length -= 16;
+    }
+
+    // 128 bits to 64: the low half times x^96, into the high half; then the
+    // low 32 bits of that times x^64, into the rest.
+    x = _mm_xor_si128(_mm_srli_si128(x, 8), _mm_clmulepi64_si128(x, by128, 0x10));
+    x = _mm_xor_si128(_mm_srli_si128(x, 4), _mm_clmulepi64_si128(_mm_and_si128(x, low32), by64, 0x00));
+
+    // Barrett reduction of the 64 bits to the 32-bit remainder.
+    __m128i t = _mm_clmulepi64_si128(_mm_and_si128(x, low32), barrett, 0x10);
+    t = _mm_clmulepi64_si128(_mm_and_si128(t, low32), barrett, 0x00);
+    return (uint32_t)_mm_extract_epi32(_mm_xor_si128(x, t), 1);
+}
+
+#else
+
+bool logkit_crc32_clmul_supported(void) { return false; }
+
+// Never called: the check above says no. It exists so that the Swift side
+// links on every architecture without a conditional of its own.
+uint32_t logkit_crc32_clmul(uint32_t state, const void *bytes, size_t length) {
+    __builtin_trap();
+}
+
+#endif
