@@ -73,7 +73,11 @@ public final class SegmentReader {
         guard offset <= size else { throw OffsetBeyondEnd(path: path, offset: offset, size: size) }
         try file.seek(to: offset)
         _ = posix_fadvise(file.raw, off_t(offset), 0, Int32(POSIX_FADV_SEQUENTIAL))
-        let reader = RecordReader(source: file, maxRecord: maxRecord, verify: verify, startOffset: offset, limit: size, chunk: 4 << 20)
+        // Big reads for big scans; a few megabytes of unindexed tail (a
+        // lookup) would spend more on faulting in a fresh 4 MiB buffer than
+        // on reading.
+        let chunk = Int(clamping: min(4 << 20, max(64 << 10, (size - offset) / 8)))
+        let reader = RecordReader(source: file, maxRecord: maxRecord, verify: verify, startOffset: offset, limit: size, chunk: chunk)
         do {
             try reader.forEach(progress: progress, body)
         } catch let fault as RecordFault {

@@ -286,7 +286,7 @@ public final class StoreLookup {
             var found: IndexLocation?
             if segment.reader.size > segment.covered {
                 try segment.reader.scanCommitted(from: segment.covered, maxRecord: maxRecord) { record, offset in
-                    if record.key.count == key.count && record.key.elementsEqual(key) {
+                    if record.key.count == key.count && compareBytes(record.key, key) == 0 {
                         found = IndexLocation(type: record.type, segment: n, offset: offset, length: UInt64(record.length), timestamp: record.timestamp)
                     }
                 }
