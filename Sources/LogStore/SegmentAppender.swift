@@ -204,6 +204,9 @@ public final class SegmentAppender {
                 throw AppendFailure(appended: failedSync == nil ? runs : [], error: failure, cleanupError: cleanupError)
             }
             noteWritten(piece, at: start)
+            // A store's segment is fsynced whole when it closes: writing it
+            // back as it fills keeps that fsync short, whatever --sync says.
+            if store != nil && !sync { _ = file.startWriteback(offset: start, count: count) }
             runs.append(AppendedRun(segment: path, offset: start, count: count))
             done += count
             if records.isEmpty { break }
