@@ -133,6 +133,11 @@ struct Fix {
     /// --full every closed segment, all under the store's lock.
     func repairStore() throws -> [RepairReport] {
         let store = Store(path)
+        // A repair of closed segments waits for a merge, which maps them and
+        // must never see one cut short (a merge holds flock on the directory).
+        let merges = full && !check ? try FileDescriptor.open(store.directory, O_RDONLY | O_DIRECTORY) : nil
+        defer { merges?.close() }
+        try merges?.lockExclusive()
         let lock: WritersLock? = check ? try? WritersLock(store: store, readOnly: true) : try WritersLock(store: store)
         try lock?.lock()
         defer { lock?.unlock() }
