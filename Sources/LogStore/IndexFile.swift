@@ -135,23 +135,32 @@ public final class IndexFile {
         public func location() throws -> IndexLocation { try index.location(at: start, end: end) }
     }
 
+    /// The entry whose line starts at `position` (0 for the first) and where
+    /// the next one starts, or nil past the last: for walking several
+    /// indexes side by side. The key is valid until the next call.
+    public func entry(at position: Int) throws -> (entry: EntryLine, next: Int)? {
+        guard let base = mapping else { return nil }
+        let start = max(position, entriesStart)
+        guard start < entriesEnd else { return nil }
+        let next = min(nextLine(base, from: start, before: entriesEnd), entriesEnd + 1)
+        let end = next - 1
+        var textEnd = end
+        if textEnd > start && (base + textEnd - 1).load(as: UInt8.self) == UInt8(ascii: ",") { textEnd -= 1 }
+        return (EntryLine(key: try key(at: start, end: end), text: line(start, textEnd), index: self, start: start, end: end), next)
+    }
+
     /// Calls `body` with each entry in key order, from the first whose key is
     /// not less than `lowest` (from the first if nil), until it returns
     /// false: a range read costs one binary search, then a line per entry.
     public func forEachEntry(from lowest: UnsafeRawBufferPointer? = nil, _ body: (EntryLine) throws -> Bool) throws {
-        guard let base = mapping else { return }
-        var start = entriesStart
-        if let lowest { start = try search(lowest, from: entriesStart, to: entriesEnd).position }
-        while start < entriesEnd {
-            let next = min(nextLine(base, from: start, before: entriesEnd), entriesEnd + 1)
-            let end = next - 1
-            var textEnd = end
-            if textEnd > start && (base + textEnd - 1).load(as: UInt8.self) == UInt8(ascii: ",") { textEnd -= 1 }
-            let entry = EntryLine(key: try key(at: start, end: end), text: line(start, textEnd), index: self, start: start, end: end)
+        var position = entriesStart
+        if let lowest { position = try search(lowest, from: entriesStart, to: entriesEnd).position }
+        while let (entry, next) = try entry(at: position) {
             guard try body(entry) else { return }
-            start = next
+            position = next
         }
     }
+
 
     /// The first and last keys of the index, nil if it has no entries.
     public func keyBounds() throws -> (first: [UInt8], last: [UInt8])? {

@@ -186,7 +186,7 @@ public final class StoreLookup {
     public init(store: Store, maxRecord: Int, warn: (String) -> Void) throws {
         self.store = store
         self.maxRecord = maxRecord
-        let manifest = try StoreLookup.readManifest(store, warn: warn)
+        let manifest = try StoreIndex.readManifest(store, warn: warn)
         var segments: [IndexedStoreSegment] = []
         var entries: UInt64 = 0
         let buffer = ByteBuffer()
@@ -211,39 +211,6 @@ public final class StoreLookup {
         }
         self.segments = segments
         indexedEntries = manifest.values.reduce(0) { $0 + $1.count }
-    }
-
-    /// The manifest's entries by segment name; none if there is no manifest.
-    private static func readManifest(_ store: Store, warn: (String) -> Void) throws -> [String: ManifestEntry] {
-        let path = store.indexPath
-        guard FileSystem.exists(path) else { return [:] }
-        // About 250 bytes a segment: room for hundreds of thousands.
-        let bytes = try FileDescriptor.readAll(path, limit: 64 << 20)
-        let parsed: Result<JSONValue, JSONLineError> = bytes.withUnsafeBytes { raw in
-            Result { () throws(JSONLineError) in try JSONValue.parse(raw) }
-        }
-        let document: JSONValue
-        switch parsed {
-        case .success(let value): document = value
-        case .failure(let error):
-            throw IndexError(path: path, reason: "not a store's index: \(error.message); run logidx -o \(path) \(store.directory)")
-        }
-        guard document["store"] == .bool(true), document["version"]?.uint64 == IndexFormat.version else {
-            throw IndexError(path: path, reason: "not a store's index (no \"store\":true, version 1); run logidx -o \(path) \(store.directory)")
-        }
-        var entries: [String: ManifestEntry] = [:]
-        for value in document["segments"]?.array ?? [] {
-            guard let name = value["path"]?.string, let size = value["size"]?.uint64, let lastOffset = value["last_offset"]?.uint64,
-                  let checksum = value["last_checksum"]?.string.flatMap(Hex.parseWord), let index = value["index"]?.string,
-                  Store.runNumber(index) != nil, let count = value["count"]?.uint64
-            else { throw IndexError(path: path, reason: "a segment entry lacks path, size, last_offset, last_checksum, index or count") }
-            let segment = IndexedSegment(path: store.path(of: name), size: size, lastChecksum: checksum, lastOffset: lastOffset)
-            let first = Array((value["first_key"]?.string ?? "").utf8)
-            let last = Array((value["last_key"]?.string ?? "").utf8)
-            let identity = value["device"]?.uint64.flatMap { device in value["inode"]?.uint64.map { FileIdentity(device: device, inode: $0) } }
-            entries[name] = ManifestEntry(segment: segment, identity: identity, index: index, count: count, first: first, last: last)
-        }
-        return entries
     }
 
     /// The run of segment `n`, opened on first use. A run an update or a
@@ -439,5 +406,99 @@ public struct KeyRange: Sendable {
 
     public func contains(_ key: UnsafeRawBufferPointer) -> Bool {
         lowest.withUnsafeBytes { compareBytes(key, $0) >= 0 } && admits(key)
+    }
+}
+
+extension StoreIndex {
+    /// The manifest's entries by segment name; none if there is no manifest.
+    static func readManifest(_ store: Store, warn: (String) -> Void) throws -> [String: ManifestEntry] {
+        let path = store.indexPath
+        guard FileSystem.exists(path) else { return [:] }
+        // About 250 bytes a segment: room for hundreds of thousands.
+        let bytes = try FileDescriptor.readAll(path, limit: 64 << 20)
+        let parsed: Result<JSONValue, JSONLineError> = bytes.withUnsafeBytes { raw in
+            Result { () throws(JSONLineError) in try JSONValue.parse(raw) }
+        }
+        let document: JSONValue
+        switch parsed {
+        case .success(let value): document = value
+        case .failure(let error):
+            throw IndexError(path: path, reason: "not a store's index: \(error.message); run logidx -o \(path) \(store.directory)")
+        }
+        guard document["store"] == .bool(true), document["version"]?.uint64 == IndexFormat.version else {
+            throw IndexError(path: path, reason: "not a store's index (no \"store\":true, version 1); run logidx -o \(path) \(store.directory)")
+        }
+        var entries: [String: ManifestEntry] = [:]
+        for value in document["segments"]?.array ?? [] {
+            guard let name = value["path"]?.string, let size = value["size"]?.uint64, let lastOffset = value["last_offset"]?.uint64,
+                  let checksum = value["last_checksum"]?.string.flatMap(Hex.parseWord), let index = value["index"]?.string,
+                  Store.runNumber(index) != nil, let count = value["count"]?.uint64
+            else { throw IndexError(path: path, reason: "a segment entry lacks path, size, last_offset, last_checksum, index or count") }
+            let segment = IndexedSegment(path: store.path(of: name), size: size, lastChecksum: checksum, lastOffset: lastOffset)
+            let first = Array((value["first_key"]?.string ?? "").utf8)
+            let last = Array((value["last_key"]?.string ?? "").utf8)
+            let identity = value["device"]?.uint64.flatMap { device in value["inode"]?.uint64.map { FileIdentity(device: device, inode: $0) } }
+            entries[name] = ManifestEntry(segment: segment, identity: identity, index: index, count: count, first: first, last: last)
+        }
+        return entries
+    }
+
+
+    /// Each segment's live bytes (its records that are their key's newest
+    /// in the whole store, and PUTs), by segment path, walking every run side
+    /// by side in key order: memory for one entry per run, whatever the
+    /// store's size. Nil unless the index covers every segment whole (run
+    /// `logidx -o` first).
+    public static func liveBytes(_ store: Store, maxRecord: Int) throws -> [String: UInt64]? {
+        let manifest = try readManifest(store) { _ in }
+        var runs: [IndexFile] = []
+        var paths: [String] = []
+        let buffer = ByteBuffer()
+        for reader in try store.openSegments() {
+            let name = String(reader.path.split(separator: "/").last ?? "")
+            guard let entry = manifest[name], entry.segment.size == reader.size,
+                  try entry.segment.mismatch(reader.file, size: reader.size, maxRecord: maxRecord, buffer: buffer) == nil,
+                  entry.identity.map({ $0 == (try? reader.file.identity()) }) ?? true
+            else { return nil }
+            let run = try IndexFile(path: store.path(of: entry.index))
+            guard run.segments.first?.size == entry.segment.size, run.segments.first?.lastChecksum == entry.segment.lastChecksum else { return nil }
+            runs.append(run)
+            paths.append(reader.path)
+        }
+        var live = [UInt64](repeating: 0, count: runs.count)
+        var positions = [Int](repeating: 0, count: runs.count)
+        var keys: [[UInt8]?] = []
+        var locations: [IndexLocation?] = []
+        func load(_ n: Int) throws {
+            if let (entry, next) = try runs[n].entry(at: positions[n]) {
+                keys[n] = Array(entry.key)
+                locations[n] = try entry.location()
+                positions[n] = next
+            } else {
+                keys[n] = nil
+                locations[n] = nil
+            }
+        }
+        keys = Array(repeating: nil, count: runs.count)
+        locations = Array(repeating: nil, count: runs.count)
+        for n in runs.indices { try load(n) }
+        while true {
+            // The smallest key among the runs; of its entries, the newest
+            // segment's (the highest) is the key's newest record.
+            var smallest: Int?
+            for n in runs.indices {
+                guard let key = keys[n] else { continue }
+                if let s = smallest, let current = keys[s] {
+                    let order = key.withUnsafeBytes { k in current.withUnsafeBytes { compareBytes(k, $0) } }
+                    if order < 0 || order == 0 { smallest = order < 0 ? n : max(s, n) }
+                } else {
+                    smallest = n
+                }
+            }
+            guard let newest = smallest, let key = keys[newest] else { break }
+            if let location = locations[newest], location.type == .put { live[newest] += location.length }
+            for n in runs.indices where keys[n] == key { try load(n) }
+        }
+        return Dictionary(uniqueKeysWithValues: zip(paths, live))
     }
 }

@@ -48,7 +48,7 @@ let tool = Tool(ToolSpec(
                "print only the record at address OFFSET (as printed by logenc -a), read with two positioned reads"),
         Option(["--from"], "OFFSET", "start the scan at OFFSET, which must be a record address"),
         Option(["--count"], nil,
-               "print one summary line per segment instead of records: {\"segment\":\"SEG\",\"records\":N,\"puts\":N,\"deletes\":N,\"bytes\":N}"),
+               "print one summary line per segment instead of records: {\"segment\":\"SEG\",\"records\":N,\"puts\":N,\"deletes\":N,\"bytes\":N}; for a store, then a total line {\"store\":\"DIR\",\"segments\":N,...}, and when its index is up to date \"live_bytes\" and \"garbage_bytes\" on every line"),
         Option(["--no-values"], nil, "leave out \"value\" and \"value_b64\""),
         Option(["--no-verify"], nil, "skip checksum and key UTF-8 checks (structure is still checked)"),
         Option(["-f", "--follow"], nil, "print records as they are committed, until killed or stdout closes"),
@@ -202,20 +202,27 @@ struct Scan {
             tool.warn(message)
             if status.rawValue > worst.rawValue { worst = status }
         }
-        // A store's segments are opened together, as one view of it.
-        var readers: [Result<SegmentReader, any Error>] = []
+        // A store's segments are opened together, as one view of it; with
+        // --count, its live bytes come from its index when that covers it.
+        var readers: [(opened: Result<SegmentReader, any Error>, store: String?)] = []
+        var liveBytes: [String: UInt64] = [:]
         for path in segments {
             if Store.isStore(path) {
                 do {
-                    readers += try Store(path).openSegments().map { .success($0) }
+                    let store = Store(path)
+                    readers += try store.openSegments().map { (.success($0), path) }
+                    if countOnly, let live = try StoreIndex.liveBytes(store, maxRecord: maxRecord) {
+                        liveBytes.merge(live) { $1 }
+                    }
                 } catch {
-                    readers.append(.failure(error))
+                    readers.append((.failure(error), nil))
                 }
             } else {
-                readers.append(Result { try SegmentReader(path: path) })
+                readers.append((Result { try SegmentReader(path: path) }, nil))
             }
         }
-        for opened in readers {
+        var storeTotal = ScanSummary()
+        for (n, (opened, store)) in readers.enumerated() {
             let segment: SegmentReader
             switch opened {
             case .success(let reader): segment = reader
@@ -245,7 +252,17 @@ struct Scan {
                 try report(error)
             }
             meter?.beforeOutput()
-            if countOnly { try output.append(summary.line(segment: path)) }
+            if countOnly {
+                let live = liveBytes[path]
+                try output.append(summary.line(segment: path, liveBytes: live))
+                if let store {
+                    storeTotal.add(summary, liveBytes: live)
+                    if n + 1 == readers.count || readers[n + 1].store != store {
+                        try output.append(storeTotal.line(store: store))
+                        storeTotal = ScanSummary()
+                    }
+                }
+            }
             try output.flush()
         }
         return worst
@@ -259,6 +276,10 @@ struct ScanSummary {
     var puts = 0
     var deletes = 0
     var bytes: UInt64 = 0
+    /// For a store's total: how many segments, and their live bytes if the
+    /// index gave them for every one.
+    var segments = 0
+    var liveBytes: UInt64? = 0
 
     mutating func add(_ record: RecordView) {
         records += 1
@@ -266,8 +287,29 @@ struct ScanSummary {
         bytes += UInt64(record.length)
     }
 
-    func line(segment: String) -> String {
-        let name = String(decoding: JSONText.quoted(segment), as: UTF8.self)
-        return "{\"segment\":\(name),\"records\":\(records),\"puts\":\(puts),\"deletes\":\(deletes),\"bytes\":\(bytes)}\n"
+    mutating func add(_ segment: ScanSummary, liveBytes live: UInt64?) {
+        records += segment.records
+        puts += segment.puts
+        deletes += segment.deletes
+        bytes += segment.bytes
+        segments += 1
+        liveBytes = live.flatMap { live in liveBytes.map { $0 + live } }
+    }
+
+    private var counts: String {
+        "\"records\":\(records),\"puts\":\(puts),\"deletes\":\(deletes),\"bytes\":\(bytes)"
+    }
+
+    private func live(_ live: UInt64?) -> String {
+        guard let live else { return "" }
+        return ",\"live_bytes\":\(live),\"garbage_bytes\":\(bytes >= live ? bytes - live : 0)"
+    }
+
+    func line(segment: String, liveBytes: UInt64? = nil) -> String {
+        "{\"segment\":\(String(decoding: JSONText.quoted(segment), as: UTF8.self)),\(counts)\(live(liveBytes))}\n"
+    }
+
+    func line(store: String) -> String {
+        "{\"store\":\(String(decoding: JSONText.quoted(store), as: UTF8.self)),\"segments\":\(segments),\(counts)\(live(liveBytes))}\n"
     }
 }
