@@ -30,6 +30,9 @@ public final class IndexFile {
     private let entriesStart: Int
     private let entriesEnd: Int
     private let lines = IndexLineParser()
+    /// How much of the mapping `release` gave back, in steps of 1 MiB.
+    private var released = 0
+    private static let releaseUnit = 1 << 20
 
     public init(path: String) throws {
         self.path = path
@@ -147,6 +150,17 @@ public final class IndexFile {
         var textEnd = end
         if textEnd > start && (base + textEnd - 1).load(as: UInt8.self) == UInt8(ascii: ",") { textEnd -= 1 }
         return (EntryLine(key: try key(at: start, end: end), text: line(start, textEnd), index: self, start: start, end: end), next)
+    }
+
+    /// Lets the kernel take back the mapped pages before `position`: a walk
+    /// through a whole index would otherwise keep all of it resident.
+    /// Touching them again reads them back from the page cache.
+    public func release(before position: Int) {
+        guard let base = mapping else { return }
+        let end = (min(position, mappedSize) / IndexFile.releaseUnit) * IndexFile.releaseUnit
+        guard end > released else { return }
+        _ = madvise(UnsafeMutableRawPointer(mutating: base) + released, end - released, MADV_DONTNEED)
+        released = end
     }
 
     /// Calls `body` with each entry in key order, from the first whose key is

@@ -467,37 +467,42 @@ extension StoreIndex {
         }
         var live = [UInt64](repeating: 0, count: runs.count)
         var positions = [Int](repeating: 0, count: runs.count)
-        var keys: [[UInt8]?] = []
-        var locations: [IndexLocation?] = []
+        // Each run's current entry; its key lives in that run's own parser,
+        // so the keys of all runs can be compared without copying them.
+        var current: [IndexFile.EntryLine?] = Array(repeating: nil, count: runs.count)
         func load(_ n: Int) throws {
             if let (entry, next) = try runs[n].entry(at: positions[n]) {
-                keys[n] = Array(entry.key)
-                locations[n] = try entry.location()
+                current[n] = entry
                 positions[n] = next
+                runs[n].release(before: next)
             } else {
-                keys[n] = nil
-                locations[n] = nil
+                current[n] = nil
             }
         }
-        keys = Array(repeating: nil, count: runs.count)
-        locations = Array(repeating: nil, count: runs.count)
         for n in runs.indices { try load(n) }
+        var same: [Int] = []
         while true {
             // The smallest key among the runs; of its entries, the newest
             // segment's (the highest) is the key's newest record.
-            var smallest: Int?
+            same.removeAll(keepingCapacity: true)
             for n in runs.indices {
-                guard let key = keys[n] else { continue }
-                if let s = smallest, let current = keys[s] {
-                    let order = key.withUnsafeBytes { k in current.withUnsafeBytes { compareBytes(k, $0) } }
-                    if order < 0 || order == 0 { smallest = order < 0 ? n : max(s, n) }
-                } else {
-                    smallest = n
+                guard let entry = current[n] else { continue }
+                guard let first = same.first, let smallest = current[first] else {
+                    same.append(n)
+                    continue
+                }
+                let order = compareBytes(entry.key, smallest.key)
+                if order < 0 {
+                    same.removeAll(keepingCapacity: true)
+                    same.append(n)
+                } else if order == 0 {
+                    same.append(n)
                 }
             }
-            guard let newest = smallest, let key = keys[newest] else { break }
-            if let location = locations[newest], location.type == .put { live[newest] += location.length }
-            for n in runs.indices where keys[n] == key { try load(n) }
+            guard let newest = same.last, let entry = current[newest] else { break }
+            let location = try entry.location()
+            if location.type == .put { live[newest] += location.length }
+            for n in same { try load(n) }
         }
         return Dictionary(uniqueKeysWithValues: zip(paths, live))
     }
