@@ -48,7 +48,7 @@ let tool = Tool(ToolSpec(
                "print only the record at address OFFSET (as printed by logenc -a), read with two positioned reads"),
         Option(["--from"], "OFFSET", "start the scan at OFFSET, which must be a record address"),
         Option(["--count"], nil,
-               "print one summary line per segment instead of records: {\"segment\":\"SEG\",\"records\":N,\"puts\":N,\"deletes\":N,\"bytes\":N}; for a store, then a total line {\"store\":\"DIR\",\"segments\":N,...}, and when its index is up to date \"live_bytes\" and \"garbage_bytes\" on every line"),
+               "print one summary line per segment instead of records (for a store, then a total line, and when its index is up to date live and garbage bytes on every line): {\"segment\":\"SEG\",\"records\":N,\"puts\":N,\"deletes\":N,\"bytes\":N}"),
         Option(["--no-values"], nil, "leave out \"value\" and \"value_b64\""),
         Option(["--no-verify"], nil, "skip checksum and key UTF-8 checks (structure is still checked)"),
         Option(["-f", "--follow"], nil, "print records as they are committed, until killed or stdout closes"),
