@@ -94,7 +94,8 @@ import sys
 
 sys.dont_write_bytecode = True  # no __pycache__ in the repository
 
-import argparse
+import harness  # noqa: E402  (beside this script)
+
 import fcntl
 import json
 import os
@@ -104,7 +105,6 @@ import shutil
 import signal
 import struct
 import subprocess
-import tempfile
 import threading
 import time
 import zlib
@@ -1013,34 +1013,7 @@ def setup_error(message):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--bin", help="directory of the tools (default: PATH)")
-    parser.add_argument("--dir", help="work directory (default: a new temporary one, removed afterwards)")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary work directory")
-    parser.add_argument("--quiet", action="store_true", help="print only lines the seed determines (for golden tests)")
-    parser.add_argument("--stop", action="store_true", help="stop after the first failed round (with --keep, to inspect it)")
-    args = parser.parse_args()
-    if args.rounds < 1:
-        parser.error("--rounds must be at least 1")
-    own = args.dir is None
-    if own:
-        args.dir = tempfile.mkdtemp(prefix="logkit-batch-torture.")
-    else:
-        os.makedirs(args.dir, exist_ok=True)
-        if os.path.exists(os.path.join(args.dir, SEG)):
-            parser.error("%s already holds a segment" % args.dir)
-    torture = Torture(args)
-    try:
-        status = torture.main()
-    finally:
-        if own and not args.keep:
-            shutil.rmtree(args.dir, ignore_errors=True)
-        elif not args.quiet:
-            print("work directory kept: %s" % args.dir, file=sys.stderr)
-    sys.exit(status)
-
+    harness.run(__doc__, Torture, 200, "logkit-batch-torture.", SEG, "segment")
 
 if __name__ == "__main__":
     main()

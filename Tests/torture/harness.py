@@ -1,0 +1,47 @@
+"""What the kill -9 loops share: their command line and their work directory.
+
+Each loop is a class taking the parsed arguments, whose main() runs the rounds
+and returns the exit status; run() parses the options every loop takes, makes
+or checks the work directory, runs the loop and cleans up.
+"""
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+
+
+def run(doc, torture, rounds, prefix, target, kind, bin_default=None, stop=True,
+        keep_help="keep the temporary work directory"):
+    """`target` is what the loop creates in the work directory (a segment or a
+    store, named by `kind`): a given directory must not hold one already."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--seed", type=int, default=1)
+    if bin_default:
+        parser.add_argument("--bin", default=bin_default, help="directory of the tools (default: ROOT/bin)")
+    else:
+        parser.add_argument("--bin", help="directory of the tools (default: PATH)")
+    parser.add_argument("--dir", help="work directory (default: a new temporary one, removed afterwards)")
+    parser.add_argument("--keep", action="store_true", help=keep_help)
+    parser.add_argument("--quiet", action="store_true", help="print only lines the seed determines (for golden tests)")
+    if stop:
+        parser.add_argument("--stop", action="store_true", help="stop after the first failed round (with --keep, to inspect it)")
+    args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    own = args.dir is None
+    if own:
+        args.dir = tempfile.mkdtemp(prefix=prefix)
+    else:
+        os.makedirs(args.dir, exist_ok=True)
+        if os.path.exists(os.path.join(args.dir, target)):
+            parser.error("%s already holds a %s" % (args.dir, kind))
+    try:
+        status = torture(args).main()
+    finally:
+        if own and not args.keep:
+            shutil.rmtree(args.dir, ignore_errors=True)
+        elif not args.quiet:
+            print("work directory kept: %s" % args.dir, file=sys.stderr)
+    sys.exit(status)
