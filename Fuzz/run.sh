@@ -143,17 +143,21 @@ for m in $(cat "$OUT/lib/modules"); do libraries+=("-l$m"); done
 # After the Swift libraries, which the static linker must have seen first.
 for m in $(cat "$OUT/lib/c-modules"); do libraries+=(-I "$OUT/lib/$m" "-l$m"); done
 # The targets build two at a time (FUZZ_JOBS).
+# A target's `// Shared: NAME` lines name files of Fuzz/shared/ it is built with.
+shared_of() { sed -n 's|^// Shared: \(.*\)$|Fuzz/shared/\1.swift|p' "Fuzz/targets/$1.swift"; }
 build_target() {
     local t=$1 tstamp=$2
+    local shared
+    mapfile -t shared < <(shared_of "$t")
     "$SWIFTC" "${FLAGS[@]}" -enable-experimental-feature Extern -package-name logkit -use-ld=lld \
-        -I "$OUT/lib" -L "$OUT/lib" "${libraries[@]}" "Fuzz/targets/$t.swift" -o "$OUT/bin/$t" \
+        -I "$OUT/lib" -L "$OUT/lib" "${libraries[@]}" "Fuzz/targets/$t.swift" "${shared[@]}" -o "$OUT/bin/$t" \
         > "$OUT/bin/$t.log" 2>&1 && echo "$tstamp" > "$OUT/bin/$t.stamp"
 }
 mkdir -p "$OUT/bin"
 pids=()
 names=()
 for t in "${targets[@]}"; do
-    tstamp=$( { cat "$OUT/lib/stamp"; cat "Fuzz/targets/$t.swift"; } | sha256sum | cut -c1-16)
+    tstamp=$( { cat "$OUT/lib/stamp"; cat "Fuzz/targets/$t.swift" $(shared_of "$t"); } | sha256sum | cut -c1-16)
     if [[ ! -x $OUT/bin/$t || ! -f $OUT/bin/$t.stamp || $(cat "$OUT/bin/$t.stamp") != "$tstamp" ]]; then
         echo "building $t..."
         rm -f "$OUT/bin/$t.stamp"
