@@ -59,8 +59,8 @@
 import Glibc
 #endif
 
-// The format's model and the harness (say, check, ScratchFile) live in
-// Fuzz/shared/segment-model.swift:
+// The format's model, the harness (say, check, ScratchFile) and the mutator
+// that reseals checksums live in Fuzz/shared/segment-model.swift:
 // Shared: segment-model
 
 // MARK: - Checks
@@ -318,70 +318,4 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     if let firstEnd { checkWalk(a, raw, from: firstEnd, maxRecord: RecordLayout.defaultMaxRecord) }
     checkRecordAt(a, maxRecord: RecordLayout.defaultMaxRecord)
     return 0
-}
-
-// MARK: - Mutator
-
-@_extern(c, "LLVMFuzzerMutate")
-func LLVMFuzzerMutate(_ data: UnsafeMutablePointer<UInt8>, _ size: Int, _ maxSize: Int) -> Int
-
-struct Random {
-    var state: UInt64
-    init(_ seed: UInt32) { state = UInt64(seed) &* 0x9E37_79B9_7F4A_7C15 | 1 }
-    mutating func next() -> UInt64 {
-        state ^= state << 13
-        state ^= state >> 7
-        state ^= state << 17
-        return state
-    }
-    mutating func chance(_ oneIn: UInt64) -> Bool { next() % oneIn == 0 }
-}
-
-/// libFuzzer's mutation, then sometimes the lengths of one header stretched to
-/// reach the next magic, and most of the record-shaped ranges resealed.
-@_cdecl("LLVMFuzzerCustomMutator")
-public func customMutator(_ data: UnsafeMutablePointer<UInt8>, _ size: Int, _ maxSize: Int, _ seed: UInt32) -> Int {
-    var random = Random(seed)
-    let n = LLVMFuzzerMutate(data, size, maxSize)
-    if random.chance(3) { return n }
-    func isMagic(_ q: Int) -> Bool {
-        q + 4 <= n && data[q] == 0x89 && data[q + 1] == 0x4C && data[q + 2] == 0x4F && data[q + 3] == 0x47
-    }
-    func load32(_ q: Int) -> Int { Int(data[q]) << 24 | Int(data[q + 1]) << 16 | Int(data[q + 2]) << 8 | Int(data[q + 3]) }
-    func store32(_ v: UInt32, _ q: Int) {
-        data[q] = UInt8(v >> 24); data[q + 1] = UInt8(v >> 16 & 0xFF); data[q + 2] = UInt8(v >> 8 & 0xFF); data[q + 3] = UInt8(v & 0xFF)
-    }
-    var starts: [Int] = []
-    var q = 0
-    while q < n, let hit = memchr(data + q, 0x89, n - q) {
-        q = UnsafeMutableRawPointer(hit) - UnsafeMutableRawPointer(data)
-        if isMagic(q) { starts.append(q) }
-        q += 1
-    }
-    if !starts.isEmpty && random.chance(4) {
-        // Make one header's lengths reach exactly the next magic (or the end).
-        let pick = Int(random.next() % UInt64(starts.count))
-        let q = starts[pick]
-        let next = pick + 1 < starts.count ? starts[pick + 1] : n
-        let room = next - q - 28
-        if q + 28 <= n && room >= 1 {
-            let k = min(max(1, load32(q + 8)), room)
-            data[q + 4] = 1
-            data[q + 6] &= 1
-            data[q + 7] = 0
-            if data[q + 5] != 1 && data[q + 5] != 2 { data[q + 5] = 1 }
-            if room - k > 0 { data[q + 5] = 1 }
-            store32(UInt32(k), q + 8)
-            store32(UInt32(room - k), q + 12)
-        }
-    }
-    // Reseal from the last candidate back, so a record holding another one
-    // is sealed over its inner record's final bytes.
-    for q in starts.reversed() where q + 28 <= n && !random.chance(4) {
-        let length = 28 + load32(q + 8) + load32(q + 12)
-        guard length <= n - q else { continue }
-        let a = UnsafeBufferPointer(start: data + q, count: length)
-        store32(Model.crc(ArraySlice(a[0..<24]), ArraySlice(a[28...])), q + 24)
-    }
-    return n
 }
