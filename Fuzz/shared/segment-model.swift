@@ -1,5 +1,5 @@
-// The segment format's model, the harness and the checksum-resealing mutator
-// that the record-walker and recovery targets share: each names this file in
+// The segment format's model, the allocation hooks and the checksum-resealing
+// mutator that the record-walker and recovery targets share: each names this file in
 // a `// Shared:` line, and Fuzz/run.sh compiles it into them.
 
 // The library under test: Common, or the modules it is split into.
@@ -309,24 +309,7 @@ enum Model {
     }
 }
 
-// MARK: - Harness
-
-func say(_ text: String) {
-    var text = text
-    text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
-}
-
-let skipped: Set<String> = {
-    guard let raw = getenv("FUZZ_SKIP") else { return [] }
-    return Set(String(cString: raw).split(separator: ",").map { String($0) })
-}()
-
-/// Stops the run with a finding unless the invariant is listed in FUZZ_SKIP.
-func check(_ name: String, _ condition: Bool, _ message: @autoclosure () -> String) {
-    if condition || skipped.contains(name) { return }
-    say("logkit-fuzz: invariant \(name) broken: \(message())\n")
-    abort()
-}
+// MARK: - Allocations
 
 @_extern(c, "__sanitizer_install_malloc_and_free_hooks")
 func installMallocHooks(
@@ -352,36 +335,6 @@ func largestAllocation(during body: () -> Void) -> Int {
     return largestAllocation
 }
 
-/// An unlinked temporary file the readers read the input from.
-final class ScratchFile: @unchecked Sendable {
-    let fd: Int32
-
-    init() {
-        var directory = "/tmp"
-        if access("/dev/shm", W_OK) == 0 { directory = "/dev/shm" } else if let t = getenv("TMPDIR") { directory = String(cString: t) }
-        var template = Array("\(directory)/logkit-fuzz-XXXXXX".utf8CString)
-        fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        precondition(fd >= 0, "cannot create a scratch file in \(directory)")
-        _ = template.withUnsafeBufferPointer { unlink($0.baseAddress!) }
-    }
-
-    func fill(_ bytes: UnsafeRawBufferPointer) {
-        precondition(ftruncate(fd, 0) == 0)
-        var done = 0
-        while done < bytes.count {
-            let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(done))
-            precondition(n > 0)
-            done += n
-        }
-        rewind(to: 0)
-    }
-
-    func rewind(to offset: Int) { precondition(lseek(fd, off_t(offset), SEEK_SET) == off_t(offset)) }
-
-    var descriptor: FileDescriptor { FileDescriptor(raw: fd, path: "<fuzz input>") }
-}
-
-let scratch = ScratchFile()
 
 // MARK: - Mutator
 

@@ -38,8 +38,10 @@
 import Glibc
 #endif
 
-// The model of JSON lives in Fuzz/shared/json-model.swift:
+// The model of JSON lives in Fuzz/shared/json-model.swift, the harness in
+// Fuzz/shared/harness.swift:
 // Shared: json-model
+// Shared: harness
 
 func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
 
@@ -49,24 +51,6 @@ func unsignedValue(_ v: JSON) -> UInt64? {
     return UInt64(String(decoding: text, as: UTF8.self))
 }
 
-// MARK: - Harness
-
-func say(_ text: String) {
-    var text = text
-    text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
-}
-
-let skipped: Set<String> = {
-    guard let raw = getenv("FUZZ_SKIP") else { return [] }
-    return Set(String(cString: raw).split(separator: ",").map { String($0) })
-}()
-
-/// Stops the run with a finding unless the invariant is listed in FUZZ_SKIP.
-func check(_ name: String, _ condition: Bool, _ message: @autoclosure () -> String) {
-    if condition || skipped.contains(name) { return }
-    say("logkit-fuzz: invariant \(name) broken: \(message())\n")
-    abort()
-}
 
 // MARK: - The model of an entry line
 

@@ -47,9 +47,11 @@
 import Glibc
 #endif
 
-// The format's model, the harness (say, check, ScratchFile) and the mutator
-// that reseals checksums live in Fuzz/shared/segment-model.swift:
+// The format's model, the allocation hooks and the mutator that reseals
+// checksums live in Fuzz/shared/segment-model.swift, the harness (say,
+// check, ScratchFile) in Fuzz/shared/harness.swift:
 // Shared: segment-model
+// Shared: harness
 
 // MARK: - Checks
 
