@@ -969,21 +969,12 @@ class Torture:
             segments = len(glob.glob(os.path.join(self.work, STORE, "segment-*.dat")))
             size = sum(size_of(p) for p in glob.glob(os.path.join(self.work, STORE, "segment-*.dat")))
             print("store now: %d segments, %d bytes; %.1f s" % (segments, size, time.monotonic() - started))
-        if self.failed_rounds:
-            first = self.failed_rounds[0]
-            print("FAILED rounds: %s" % " ".join(map(str, self.failed_rounds[:40])) + (" ..." if len(self.failed_rounds) > 40 else ""))
-            print("reproduce (same schedule; the timing differs): python3 Tests/torture/follow_kill9.py --seed %d "
-                  "--rounds %d --stop --keep%s" % (self.seed, first, " --bin " + self.bin if self.bin else ""))
-            print("first problems:")
-            for r, p in self.problems:
-                print("  seed %d round %d: %s" % (self.seed, r, p))
-        print("%d passed, %d failed" % (rounds - len(self.failed_rounds), len(self.failed_rounds)))
-        return 1 if self.failed_rounds else 0
+        return harness.report("follow_kill9.py", self.seed, rounds, self.failed_rounds, self.problems,
+                              " --stop --keep" + (" --bin " + self.bin if self.bin else ""))
 
 
 def setup_error(message):
-    print("follow_kill9.py: " + message, file=sys.stderr)
-    sys.exit(2)
+    harness.setup_error("follow_kill9.py", message)
 
 
 def main():

@@ -9,6 +9,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 
 
 def run(doc, torture, rounds, prefix, target, kind, bin_default=None, stop=True,
@@ -45,3 +46,36 @@ def run(doc, torture, rounds, prefix, target, kind, bin_default=None, stop=True,
         elif not args.quiet:
             print("work directory kept: %s" % args.dir, file=sys.stderr)
     sys.exit(status)
+
+
+class Clock:
+    """One global order of the events a loop sees (sends, acknowledgements, reaps)."""
+
+    def __init__(self):
+        self.n = 0
+        self.lock = threading.Lock()
+
+    def tick(self):
+        with self.lock:
+            self.n += 1
+            return self.n
+
+
+def report(script, seed, rounds, failed_rounds, problems, options):
+    """The end of every loop's output: the failed rounds, the command that replays
+    the first with `options`, its problems, and `N passed, N failed`. Returns the
+    exit status."""
+    if failed_rounds:
+        print("FAILED rounds: %s" % " ".join(map(str, failed_rounds[:40])) + (" ..." if len(failed_rounds) > 40 else ""))
+        print("reproduce (same schedule; the timing differs): python3 Tests/torture/%s --seed %d --rounds %d%s" % (
+            script, seed, failed_rounds[0], options))
+        print("first problems:")
+        for r, p in problems:
+            print("  seed %d round %d: %s" % (seed, r, p))
+    print("%d passed, %d failed" % (rounds - len(failed_rounds), len(failed_rounds)))
+    return 1 if failed_rounds else 0
+
+
+def setup_error(script, message):
+    print("%s: %s" % (script, message), file=sys.stderr)
+    sys.exit(2)

@@ -99,20 +99,7 @@ def ident_of(ts):
     return "r%dw%di%d" % (r, w, i)
 
 
-class Clock:
-    """One global order of the events this driver sees (sends, acknowledgements, reaps)."""
-
-    def __init__(self):
-        self.n = 0
-        self.lock = threading.Lock()
-
-    def tick(self):
-        with self.lock:
-            self.n += 1
-            return self.n
-
-
-CLOCK = Clock()
+CLOCK = harness.Clock()
 
 
 class Op:
@@ -679,21 +666,12 @@ class Torture:
                   "and logscan, %d acknowledged addresses re-read; segment now %d bytes; %.1f s" % (
                       n["ack_lines"], n["scans"], n["index_builds"], n["lookups"], n["addresses"],
                       os.path.getsize(os.path.join(self.work, SEG)), time.monotonic() - started))
-        if self.failed_rounds:
-            first = self.failed_rounds[0]
-            print("FAILED rounds: %s" % " ".join(map(str, self.failed_rounds[:40])) + (" ..." if len(self.failed_rounds) > 40 else ""))
-            print("reproduce (same schedule; the timing differs): python3 Tests/torture/kill9_loop.py --seed %d --rounds %d%s" % (
-                self.seed, first, " --bin " + self.bin if self.bin else ""))
-            print("first problems:")
-            for r, p in self.problems:
-                print("  seed %d round %d: %s" % (self.seed, r, p))
-        print("%d passed, %d failed" % (self.rounds - len(self.failed_rounds), len(self.failed_rounds)))
-        return 1 if self.failed_rounds else 0
+        return harness.report("kill9_loop.py", self.seed, self.rounds, self.failed_rounds, self.problems,
+                              " --bin " + self.bin if self.bin else "")
 
 
 def setup_error(message):
-    print("kill9_loop.py: " + message, file=sys.stderr)
-    sys.exit(2)
+    harness.setup_error("kill9_loop.py", message)
 
 
 def show(answer):

@@ -162,20 +162,7 @@ def ident_of(ts):
     return "r%dw%ds%d" % (r, w, s)
 
 
-class Clock:
-    """One global order of the events this driver sees (sends, acknowledgements, reaps)."""
-
-    def __init__(self):
-        self.n = 0
-        self.lock = threading.Lock()
-
-    def tick(self):
-        with self.lock:
-            self.n += 1
-            return self.n
-
-
-CLOCK = Clock()
+CLOCK = harness.Clock()
 
 
 class Batch:
@@ -1360,21 +1347,12 @@ class Torture:
                       time.monotonic() - started))
             print("time in the tools run after the rounds: %s" % ", ".join(
                 "%s %.1f s" % (k, v) for k, v in sorted(self.timing.items(), key=lambda kv: -kv[1])))
-        if self.failed_rounds:
-            first = self.failed_rounds[0]
-            print("FAILED rounds: %s" % " ".join(map(str, self.failed_rounds[:40])) + (" ..." if len(self.failed_rounds) > 40 else ""))
-            print("reproduce (same schedule; the timing differs): python3 Tests/torture/store_kill9.py --seed %d "
-                  "--rounds %d --stop --keep --bin %s" % (self.seed, first, self.bin))
-            print("first problems:")
-            for r, p in self.problems:
-                print("  seed %d round %d: %s" % (self.seed, r, p))
-        print("%d passed, %d failed" % (rounds - len(self.failed_rounds), len(self.failed_rounds)))
-        return 1 if self.failed_rounds else 0
+        return harness.report("store_kill9.py", self.seed, rounds, self.failed_rounds, self.problems,
+                              " --stop --keep --bin " + self.bin)
 
 
 def setup_error(message):
-    print("store_kill9.py: " + message, file=sys.stderr)
-    sys.exit(2)
+    harness.setup_error("store_kill9.py", message)
 
 
 def main():
