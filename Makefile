@@ -7,7 +7,7 @@ SHELL := /bin/bash
 
 SWIFT   ?= swift
 PREFIX  ?= /usr/local
-TOOLS   := logenc logdec logscan logidx logfix logpack
+TOOLS   := logenc logdec logscan logidx logfix logpack logsync
 # Fully static executables: no dynamic loader work at start, so a tool runs in
 # about a millisecond, like the C tools it is compared with.
 RELEASE := -c release -Xswiftc -static-executable

@@ -7,6 +7,7 @@ import PackageDescription
 // a dependency pointing the wrong way is a compile error:
 //
 //   LogCLI     options, usage, the one error-to-exit-status map
+//   LogNATS    the NATS client: protocol, connection, JetStream, KV buckets
 //   LogStore   segments: append, read, recover, compact, index
 //   LogJSON    JSON lines: records in and out, the index's lines
 //   LogIO      file descriptors, buffers, mmap, lines, paths
@@ -28,15 +29,17 @@ let package = Package(
         .target(name: "LogIO", exclude: ["README.md"], swiftSettings: release),
         .target(name: "LogJSON", dependencies: ["LogFormat", "LogIO"], exclude: ["README.md"], swiftSettings: release),
         .target(name: "LogStore", dependencies: ["LogFormat", "LogIO", "LogJSON"], exclude: ["README.md"], swiftSettings: release),
-        .target(name: "LogCLI", dependencies: ["LogFormat", "LogIO", "LogJSON", "LogStore"], exclude: ["README.md"], swiftSettings: release),
+        .target(name: "LogNATS", dependencies: ["LogIO", "LogJSON"], exclude: ["README.md"], swiftSettings: release),
+        .target(name: "LogCLI", dependencies: ["LogFormat", "LogIO", "LogJSON", "LogStore", "LogNATS"], exclude: ["README.md"], swiftSettings: release),
         .executableTarget(name: "logenc", dependencies: layers, swiftSettings: release),
         .executableTarget(name: "logdec", dependencies: layers, swiftSettings: release),
         .executableTarget(name: "logscan", dependencies: layers, swiftSettings: release),
         .executableTarget(name: "logidx", dependencies: layers, swiftSettings: release),
         .executableTarget(name: "logfix", dependencies: layers, swiftSettings: release),
         .executableTarget(name: "logpack", dependencies: layers, swiftSettings: release),
+        .executableTarget(name: "logsync", dependencies: layers + ["LogNATS"], swiftSettings: release),
         // The benchmark driver (make bench): not installed with the tools.
         .executableTarget(name: "logbench", dependencies: layers, swiftSettings: release),
-        .testTarget(name: "LogKitTests", dependencies: layers),
+        .testTarget(name: "LogKitTests", dependencies: layers + ["LogNATS"]),
     ]
 )

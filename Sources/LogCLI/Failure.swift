@@ -11,6 +11,7 @@ import LogFormat
 import LogIO
 import LogJSON
 import LogStore
+import LogNATS
 
 public enum ExitCode: Int32, Sendable {
     case success = 0
@@ -32,11 +33,14 @@ public enum Failure {
         case let error as TailDamageRefused: (error.message, .dataRejected)
         case let error as FollowStopped: (error.message, .dataRejected)
         case let error as CursorError: (error.message, .dataRejected)
+        case let error as NoCursor: (error.message, .dataRejected)
         case let error as CompactionRefused: (error.message, error.cause == .damage ? .dataRejected : .usage)
         // The environment or the request said no.
         case let error as SystemError: (error.message, .usage)
         case let error as AppendFailure: (error.message, .usage)
         case let error as PathRefused: (error.message, .usage)
+        case let error as NATSError: (error.message, .usage)
+        case let error as APIError: (error.message, .usage)
         default: ("\(error)", .usage)
         }
     }

@@ -46,6 +46,32 @@ public indirect enum JSONValue: Equatable, Sendable {
         }
     }
 
+    /// The value as compact JSON text: a request body, a report line.
+    public var serialized: [UInt8] {
+        switch self {
+        case .object(let fields):
+            var out: [UInt8] = [UInt8(ascii: "{")]
+            for (k, (name, value)) in fields.enumerated() {
+                if k > 0 { out.append(UInt8(ascii: ",")) }
+                out += JSONText.quoted(name)
+                out.append(UInt8(ascii: ":"))
+                out += value.serialized
+            }
+            return out + [UInt8(ascii: "}")]
+        case .array(let items):
+            var out: [UInt8] = [UInt8(ascii: "[")]
+            for (k, item) in items.enumerated() {
+                if k > 0 { out.append(UInt8(ascii: ",")) }
+                out += item.serialized
+            }
+            return out + [UInt8(ascii: "]")]
+        case .string(let text): return JSONText.quoted(text)
+        case .number(let text): return Array(text.utf8)
+        case .bool(let value): return Array((value ? "true" : "false").utf8)
+        case .null: return Array("null".utf8)
+        }
+    }
+
     /// Parses one JSON document, which must be all of `text` but whitespace.
     public static func parse(_ text: UnsafeRawBufferPointer) throws(JSONLineError) -> JSONValue {
         try JSONDocumentParser().parse(text)

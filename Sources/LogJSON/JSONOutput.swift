@@ -72,6 +72,34 @@ public enum RecordJSON {
     }
 }
 
+extension RecordJSON {
+    /// A record that has no address (one read from elsewhere than a
+    /// segment), in the shape `logenc` reads:
+    /// `{"type":"put","key":"k","value":"v","timestamp":1}`.
+    public static func write<Buffer: LineBuffer>(
+        type: RecordType, key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, timestamp: UInt64, to out: Buffer
+    ) throws(SystemError) {
+        let worstCase = 80 + 6 * key.count + max(6 * value.count, (value.count + 2) / 3 * 4)
+        let start = try out.room(for: worstCase)
+        var p = start
+        p.put(type == .put ? "{\"type\":\"put\",\"key\":\"" : "{\"type\":\"delete\",\"key\":\"")
+        JSONText.putStringBody(key, &p, lossy: true)
+        if type == .put {
+            let valueStart = p
+            p.put("\",\"value\":\"")
+            if !JSONText.putStringBody(value, &p, lossy: false) {
+                p = valueStart
+                p.put("\",\"value_b64\":\"")
+                p += Base64.encode(value, into: p)
+            }
+        }
+        p.put("\",\"timestamp\":")
+        p.putDecimal(timestamp)
+        p.put("}\n")
+        out.commit(from: start, to: p, reserved: worstCase)
+    }
+}
+
 /// Somewhere to format lines in place: reserve room, write, commit.
 public protocol LineBuffer: AnyObject {
     func room(for n: Int) throws(SystemError) -> UnsafeMutableRawPointer

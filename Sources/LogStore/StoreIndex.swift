@@ -188,7 +188,6 @@ public final class StoreLookup {
         self.maxRecord = maxRecord
         let manifest = try StoreIndex.readManifest(store, warn: warn)
         var segments: [IndexedStoreSegment] = []
-        var entries: UInt64 = 0
         let buffer = ByteBuffer()
         for reader in try store.openSegments() {
             let name = String(reader.path.split(separator: "/").last ?? "")

@@ -53,7 +53,7 @@ let tool = Tool(ToolSpec(
         Option(["--no-verify"], nil, "skip checksum and key UTF-8 checks (structure is still checked)"),
         Option(["-f", "--follow"], nil, "print records as they are committed, until killed or stdout closes"),
         Option(["--cursor-file"], "F", "with --follow: resume after the cursor in F and keep F up to date", completion: .file),
-        Option(["--after"], "CURSOR", "with --follow: resume after CURSOR (a cursor line)"),
+        Option(["--after"], "CURSOR", "with --follow: resume after CURSOR (a cursor line; empty: from the start)"),
         Option.maxRecord,
         Option.progress,
     ],
@@ -93,7 +93,9 @@ struct Scan {
         maxRecord = try arguments.maxRecord()
         follow = arguments.has("--follow")
         cursorFile = try arguments.path("--cursor-file")
-        if let text = arguments.string("--after") {
+        // An empty cursor is the start: what `logsync position` prints for an
+        // empty bucket, so its resume command works the first time too.
+        if let text = arguments.string("--after"), !text.isEmpty {
             do throws(CursorError) {
                 after = try Cursor(parsing: text)
             } catch {
