@@ -25,7 +25,7 @@ DEMO         ?= demo
 FIXTURES ?= fixtures
 SIZES    ?= 10000,100000,1000000
 
-.PHONY: all build deps test unit golden demo install clean help put delete scan inspect index get recover compact crash-demo bench bench-quick torture follow fuzz fuzz-quick
+.PHONY: all build deps optional-deps test unit golden demo install clean help put delete scan inspect index get recover compact crash-demo bench bench-quick torture follow fuzz fuzz-quick
 
 # KEY, VALUE and OFFSET reach the recipes through the environment, unexpanded,
 # so keys with spaces, quotes or dollar signs pass through make and the shell
@@ -86,6 +86,21 @@ deps:
 	else \
 	  echo "make: missing$$missing; install with: sudo apt-get install$$missing" >&2; exit 2; \
 	fi
+	@$(MAKE) -s optional-deps
+
+# The logsync tests need a NATS server, and check that another client (the
+# Python nats-py package) reads what logsync wrote. Without them those tests
+# are reported as skipped, by name; as root, make installs them.
+OPTIONAL_DEPS := nats-server:nats-server
+optional-deps:
+	@missing=""; for d in $(OPTIONAL_DEPS); do command -v "$${d%%:*}" > /dev/null || missing="$$missing $${d#*:}"; done; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
+	  echo "make: installing$$missing"; apt-get update -qq && apt-get install -y -qq $$missing || true; \
+	elif [ -n "$$missing" ]; then \
+	  echo "make: missing$$missing (the logsync tests will be skipped; install with: sudo apt-get install$$missing)" >&2; \
+	fi; \
+	python3 -c 'import nats' 2> /dev/null || { [ "$$(id -u)" = 0 ] && echo "make: installing nats-py" && python3 -m pip install -q nats-py; } || \
+	  echo "make: the Python package nats-py is missing (the tests reading back with it will be skipped; install with: pip install nats-py)" >&2
 
 # Every suite always runs; the target fails if any does. The unit tests are
 # Swift Testing only (--disable-xctest: no empty XCTest run to report); the
