@@ -15,6 +15,9 @@ public struct NATSError: Error, Sendable {
         case unreachable
         /// The connection broke or the server stopped answering.
         case lost
+        /// Nothing answered a JetStream request: JetStream is off, or not
+        /// ready yet after a restart.
+        case unavailable
         /// The server said no: authorization, a protocol error, a JetStream error.
         case refused
     }

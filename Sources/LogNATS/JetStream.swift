@@ -75,7 +75,7 @@ public final class JetStream {
     /// The reply to a request as JSON; an `error` in it is thrown as APIError.
     public func decode(_ message: Message, verb: String) throws -> JSONValue {
         if message.headers.status == 503 {
-            throw NATSError(.refused, url: connection.url.display, "JetStream is not enabled on the server (no answer to $JS.API.\(verb))")
+            throw NATSError(.unavailable, url: connection.url.display, "JetStream is not answering (is it enabled on the server?): no responder for $JS.API.\(verb)")
         }
         let reply: JSONValue
         do {

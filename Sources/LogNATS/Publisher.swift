@@ -140,12 +140,15 @@ public final class Publisher {
             held.count = start
             throw RecordRefused(reason: "record of \(size) bytes with its headers is larger than the server's max_payload of \(connection?.maxPayload ?? 0)")
         }
+        // Waiting for acknowledgements starts now, not when the last one came.
+        if inFlight == 0 { lastProgress = monotonicSeconds() }
         lastAssigned += 1
         entries.append(Entry(sequence: lastAssigned, subject: subject, headers: headers, payload: payload, cursor: cursor))
+        // Queued once: a reconnect queues every unacknowledged entry itself.
+        if let connection { frame(entries[entries.count - 1], on: connection) }
 
         try recovering {
             let connection = try connected()
-            frame(entries[entries.count - 1], on: connection)
             if connection.queued >= 1 << 16 { try connection.send() }
             while inFlight >= settings.window { try awaitAcknowledgements(connection) }
         }
@@ -189,6 +192,8 @@ public final class Publisher {
 
     // MARK: Sending and acknowledging
 
+    /// The connection, made again (with every unacknowledged entry queued
+    /// on it) if it was lost.
     private func connected() throws -> Connection {
         if let connection { return connection }
         try reconnect(after: NATSError(.lost, url: url.display, "the connection was lost"))
@@ -342,7 +347,7 @@ public final class Publisher {
                 for k in head..<entries.count { frame(entries[k], on: connection) }
                 try connection.send()
                 return
-            } catch let failure as NATSError where failure.kind != .refused || failure.reason.hasPrefix("JetStream is not enabled") {
+            } catch let failure as NATSError where failure.kind != .refused {
                 reason = failure.reason
             } catch let failure as APIError {
                 // JetStream answers with errors while it recovers its streams after a restart.

@@ -86,8 +86,17 @@ public final class Watcher {
             }
             lastHeard = monotonicSeconds()
             if message.sid == Connection.inboxSID {
-                try takeReply(message)
+                do {
+                    try takeReply(message)
+                } catch let error as APIError {
+                    // JetStream refuses consumers while it recovers its streams
+                    // after a restart: try again, within the reconnect time.
+                    try reconnect(after: NATSError(.lost, url: url.display, "JetStream: \(error.description)"))
+                } catch let error as NATSError where error.kind == .unavailable {
+                    try reconnect(after: error)
+                }
             } else if message.sid == consumerSID {
+                troubleSince = nil
                 if try !take(message, deliver: deliver) { try restartConsumer() }
             }
         }
@@ -179,9 +188,14 @@ public final class Watcher {
         try startConsumer()
     }
 
+    /// When the trouble reconnecting began; a delivery ends it.
+    private var troubleSince: Double?
+
     private func reconnect(after error: NATSError) throws {
         connection.close()
-        let deadline = monotonicSeconds() + reconnectFor
+        let start = troubleSince ?? monotonicSeconds()
+        troubleSince = start
+        let deadline = start + reconnectFor
         var reason = error.reason
         while true {
             do {
