@@ -272,13 +272,16 @@ final class KeyRuns {
 
     private func merge(_ ranges: [Range<UInt64>], _ emit: (KeyNewest) throws -> Void) throws {
         let readers = try ranges.map { try RunReader(file, $0, buffer: limits.runBuffer) }
+        // Each reader's entry at hand, copied out: comparing them touches no
+        // object (a reader's is valid while the reader is in the heap).
+        let none = KeyNewest(hash: 0, key: UnsafeRawBufferPointer(start: nil, count: 0), record: 0, segment: 0, length: 0, isPut: false, hidesPut: false)
+        var heads = readers.map { $0.current ?? none }
         // A binary heap of the readers not yet done, smallest (hash, key)
         // first, the older run first among equal keys.
         var heap = readers.indices.filter { readers[$0].current != nil }
         func less(_ a: Int, _ b: Int) -> Bool {
-            let x = readers[a].current!, y = readers[b].current!
-            if x.hash != y.hash { return x.hash < y.hash }
-            let order = compareBytes(x.key, y.key)
+            if heads[a].hash != heads[b].hash { return heads[a].hash < heads[b].hash }
+            let order = compareBytes(heads[a].key, heads[b].key)
             return order != 0 ? order < 0 : a < b
         }
         func down(_ from: Int) {
@@ -293,28 +296,29 @@ final class KeyRuns {
                 parent = smallest
             }
         }
+        func pop() {
+            heap[0] = heap[heap.count - 1]
+            heap.removeLast()
+            down(0)
+        }
         for n in stride(from: heap.count / 2 - 1, through: 0, by: -1) { down(n) }
         var same: [Int] = []
         while let top = heap.first {
             // Every run's entry of the smallest key, oldest run first.
             same.removeAll(keepingCapacity: true)
             same.append(top)
-            heap[0] = heap[heap.count - 1]
-            heap.removeLast()
-            down(0)
-            let entry = readers[top].current!
-            while let next = heap.first, let other = readers[next].current, other.hash == entry.hash, compareBytes(other.key, entry.key) == 0 {
+            pop()
+            while let next = heap.first, heads[next].hash == heads[top].hash, compareBytes(heads[next].key, heads[top].key) == 0 {
                 same.append(next)
-                heap[0] = heap[heap.count - 1]
-                heap.removeLast()
-                down(0)
+                pop()
             }
-            var newest = readers[same[same.count - 1]].current!
-            for n in same.dropLast() where readers[n].current!.isPut || readers[n].current!.hidesPut {
+            var newest = heads[same[same.count - 1]]
+            for n in same.dropLast() where heads[n].isPut || heads[n].hidesPut {
                 newest.hidesPut = true
             }
             try emit(newest)
             for n in same where try readers[n].advance() {
+                heads[n] = readers[n].current!
                 heap.append(n)
                 var child = heap.count - 1
                 while child > 0 && less(heap[child], heap[(child - 1) / 2]) {
