@@ -242,6 +242,7 @@ public enum StoreMerge {
             written += 1
         }
         var number = 0
+        var startedWriteback: UInt64 = 0
         for (n, segment) in segments.enumerated() {
             var offset = 0
             var released = 0
@@ -258,6 +259,12 @@ public enum StoreMerge {
                 if offset - released >= releaseEvery && pending == nil {
                     maps[n].release(released..<offset)
                     released = offset
+                    // Written out as it goes, the merged segment leaves the
+                    // final fsync little to do, and the disk to writers'
+                    // fsyncs meanwhile rather than a burst at the end.
+                    let written = size - UInt64(out.count)
+                    file.startWriteback(offset: startedWriteback, count: Int(written - startedWriteback))
+                    startedWriteback = written
                 }
                 offset += record.length
                 number += 1
