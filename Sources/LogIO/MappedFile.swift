@@ -32,6 +32,19 @@ public final class MappedFile {
         try withExtendedLifetime(self) { try body(bytes) }
     }
 
+    /// Lets the kernel take back the mapped pages in `range` (from the page
+    /// that holds its start, up to the last page it covers whole): a walk
+    /// through a file bigger than memory should be would otherwise keep all
+    /// of it resident, and counted in the process's memory. Touching them
+    /// again reads them back from the page cache.
+    public func release(_ range: Range<Int>) {
+        let page = Int(getpagesize())
+        let start = range.lowerBound / page * page
+        let end = min(range.upperBound, bytes.count) / page * page
+        guard end > start, let base = bytes.baseAddress else { return }
+        _ = madvise(UnsafeMutableRawPointer(mutating: base) + start, end - start, MADV_DONTNEED)
+    }
+
     deinit {
         if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
     }

@@ -294,7 +294,9 @@ enum KeyHash {
     /// of a compaction.
     @inline(__always)
     static func overwritten(_ keyed: [UInt64], keyOf: (Int) -> UnsafeRawBufferPointer) -> [Bool] {
-        let sorted = radixSortByHash(keyed)
+        var sorted = keyed
+        var scratch: [UInt64] = []
+        radixSortByHash(&sorted, scratch: &scratch)
         var dead = [Bool](repeating: false, count: keyed.count)
         func key(_ item: UInt64) -> UnsafeRawBufferPointer { keyOf(Int(item & 0xFFFF_FFFF)) }
         var start = 0
@@ -314,34 +316,6 @@ enum KeyHash {
         return dead
     }
 
-    /// For each record, whether a later record of its key overwrote it
-    /// (`dead`), and for each that was not, whether an older record of its
-    /// key is a PUT (`hidesPut`): a tombstone that hides one must stay as
-    /// long as that PUT may still be read.
-    @inline(__always)
-    static func newest(_ keyed: [UInt64], isPut: (Int) -> Bool, keyOf: (Int) -> UnsafeRawBufferPointer) -> (dead: [Bool], hidesPut: [Bool]) {
-        let sorted = radixSortByHash(keyed)
-        var dead = [Bool](repeating: false, count: keyed.count)
-        var hidesPut = [Bool](repeating: false, count: keyed.count)
-        func number(_ item: UInt64) -> Int { Int(item & 0xFFFF_FFFF) }
-        var start = 0
-        while start < sorted.count {
-            var end = start + 1
-            while end < sorted.count && sorted[end] >> 32 == sorted[start] >> 32 { end += 1 }
-            // A run of equal hashes, oldest first: each record's newer
-            // namesake, if any, makes it dead and inherits its PUT.
-            for a in start..<(end - 1) {
-                for b in (a + 1)..<end where compareBytes(keyOf(number(sorted[a])), keyOf(number(sorted[b]))) == 0 {
-                    dead[number(sorted[a])] = true
-                    if isPut(number(sorted[a])) || hidesPut[number(sorted[a])] { hidesPut[number(sorted[b])] = true }
-                    break
-                }
-            }
-            start = end
-        }
-        return (dead, hidesPut)
-    }
-
     /// Per record, whether a record of the same batch after it is kept: the
     /// flag each kept record must carry so that kept batches stay batches.
     /// Walked backwards, a record without the flag starts (ends) a batch.
@@ -358,26 +332,28 @@ enum KeyHash {
     }
 
     /// A stable LSD radix sort on the high 32 bits, a byte per pass, so equal
-    /// hashes keep record order.
-    static func radixSortByHash(_ items: [UInt64]) -> [UInt64] {
-        var source = items
-        var target = [UInt64](repeating: 0, count: items.count)
-        for shift in stride(from: UInt64(32), to: 64, by: 8) {
-            var counts = [Int](repeating: 0, count: 257)
-            source.withUnsafeBufferPointer { src in
-                for item in src { counts[Int((item >> shift) & 0xFF) + 1] += 1 }
-                for k in 1..<257 { counts[k] += counts[k - 1] }
-                target.withUnsafeMutableBufferPointer { dst in
-                    for item in src {
-                        let bucket = Int((item >> shift) & 0xFF)
-                        dst[counts[bucket]] = item
+    /// hashes keep record order. `scratch` is its second buffer, kept by
+    /// callers that sort again.
+    static func radixSortByHash(_ items: inout [UInt64], scratch: inout [UInt64]) {
+        let count = items.count
+        if scratch.count < count { scratch = [UInt64](repeating: 0, count: count) }
+        var counts = [Int](repeating: 0, count: 257)
+        items.withUnsafeMutableBufferPointer { a in
+            scratch.withUnsafeMutableBufferPointer { b in
+                // There and back twice: the result ends in `items`.
+                for shift in stride(from: UInt64(32), to: 64, by: 8) {
+                    let (src, dst) = shift & 8 == 0 ? (a, b) : (b, a)
+                    for k in counts.indices { counts[k] = 0 }
+                    for n in 0..<count { counts[Int((src[n] >> shift) & 0xFF) + 1] += 1 }
+                    for k in 1..<257 { counts[k] += counts[k - 1] }
+                    for n in 0..<count {
+                        let bucket = Int((src[n] >> shift) & 0xFF)
+                        dst[counts[bucket]] = src[n]
                         counts[bucket] += 1
                     }
                 }
             }
-            swap(&source, &target)
         }
-        return source
     }
 
     /// A 32-bit hash of a key: eight bytes at a time, then a full 64-bit

@@ -180,15 +180,17 @@ struct CompactionTests {
         #expect(report.recordsWritten + report.droppedOverwritten + report.droppedTombstones == 3000)
     }
 
-    @Test("the radix sort orders by hash and keeps record order among equal hashes")
+    @Test("the radix sort orders by hash and keeps record order among equal hashes, with a scratch buffer of any length")
     func radixSortStable() {
-        let items: [UInt64] = [
+        var items: [UInt64] = [
             UInt64(0xAABB_CCDD) << 32 | 0, UInt64(0x0000_0001) << 32 | 1, UInt64(0xAABB_CCDD) << 32 | 2,
             UInt64(0x0100_0000) << 32 | 3, UInt64(0x0000_0001) << 32 | 4, UInt64(0xFFFF_FFFF) << 32 | 5,
             UInt64(0xAABB_CCDD) << 32 | 6,
         ]
-        let sorted = KeyHash.radixSortByHash(items)
-        #expect(sorted.map { $0 & 0xFFFF_FFFF } == [1, 4, 3, 0, 2, 6, 5])
+        // Left longer by an earlier, larger sort.
+        var scratch = [UInt64](repeating: 9, count: 20)
+        KeyHash.radixSortByHash(&items, scratch: &scratch)
+        #expect(items.map { $0 & 0xFFFF_FFFF } == [1, 4, 3, 0, 2, 6, 5])
     }
 
     @Test("in place: the segment is replaced by its compaction, keeping its mode, and the next writer trusts it")

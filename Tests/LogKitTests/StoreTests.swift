@@ -223,6 +223,48 @@ struct StoreMergeTests {
         #expect(try lookup(store, "a") == nil)
     }
 
+    @Test("a merge in slices of a few records, runs merged two at a time, writes what a merge in one slice writes")
+    func slices() throws {
+        let dir = try ScratchDirectory()
+        var tiny = MergeLimits()
+        tiny.sliceRecords = 3
+        tiny.sliceBytes = 200
+        tiny.fanIn = 2
+        // Smaller than one entry: the buffer must grow.
+        tiny.runBuffer = 16
+        var results: [(report: String, segments: [[UInt8]])] = []
+        for (name, limits) in [("whole", MergeLimits()), ("sliced", tiny)] {
+            let store = Store(dir.file(name))
+            let appender = try SegmentAppender(store: store, segmentSize: 300)
+            // The same records for both: overwrites within and across
+            // segments, tombstones hiding a PUT or not, batches partly kept,
+            // and two keys whose hashes collide (CompactionTests).
+            var seed: UInt64 = 7
+            func next(_ bound: Int) -> Int {
+                seed = seed &* 6364136223846793005 &+ 1442695040888963407
+                return Int((seed >> 33) % UInt64(bound))
+            }
+            for _ in 0..<120 {
+                var batch: [UInt8] = []
+                let records = 1 + next(3)
+                for k in 0..<records {
+                    let key = ["key-47377", "key-51429", "k\(next(12))"][min(next(8), 2)]
+                    let value = next(4) == 0 ? nil : String(repeating: "v", count: next(40))
+                    batch += Record.encode(type: value == nil ? .delete : .put, key: Array(key.utf8), value: Array((value ?? "").utf8),
+                                           timestamp: 1, continues: k + 1 < records)
+                }
+                _ = try append(appender, batch)
+            }
+            let report = try StoreMerge.merge(store, minGarbage: 0, maxRecord: RecordLayout.defaultMaxRecord, limits: limits)
+            #expect(report.merged)
+            #expect(try FileSystem.names(in: store.directory).allSatisfy { !$0.hasPrefix(".") })
+            let json = report.json.replacing(store.directory, with: "STORE")
+            results.append((String(json[..<json.firstRange(of: "\"duration_ms\"")!.lowerBound]), try store.segments().map { try readFile($0.path) }))
+        }
+        #expect(results[0].report == results[1].report)
+        #expect(results[0].segments == results[1].segments)
+    }
+
     @Test("below --min-garbage nothing changes, and the report says why")
     func minGarbage() throws {
         let dir = try ScratchDirectory()
