@@ -67,8 +67,15 @@ enum Measure {
         // Every run starts with no dirty pages left by the one before, so
         // that run's writeback is not billed to this one (for every tool).
         _ = try Runner.shell((command.prepare.map { $0 + " && " } ?? "") + "sync")
-        if let argv = command.argv { return try Runner.run(argv, label: command.line) }
-        return try Runner.shell(command.line)
+        var result = try command.argv.map { try Runner.run($0, capture: command.selfTimed, label: command.line) }
+            ?? Runner.shell(command.line, capture: command.selfTimed)
+        if command.selfTimed {
+            guard let last = result.output.split(separator: "\n").last, let microseconds = UInt64(last) else {
+                throw RunFailure(command: command.line, status: 0, stderr: "printed no time: \(result.output)")
+            }
+            result.microseconds = microseconds
+        }
+        return result
     }
 }
 

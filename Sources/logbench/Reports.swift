@@ -84,6 +84,43 @@ struct RunReport {
                    met: recoveryRatio.map { $0 <= 1.0 }, measured: recoveryRatio.map { "\(ms(recovery)), \(format($0, decimals: 2))x" } ?? "not measured",
                    peer: peerText(verify, "logscan --count")),
             under(5, "logfix --from-index with a 1 KB tail", 10, find(size, "recovery", "torn tail after a 1 KB tail, --from-index")),
+        ] + speedTargets(size, note: note)
+    }
+
+    /// Issue 15's figures: logkit against the floors (reading, checksumming)
+    /// and against sqlite3, each a multiple of the other, same run.
+    private func speedTargets(_ size: Int, note: String) -> [Target] {
+        func ms(_ m: Measurement?) -> String { m.map { "\(format($0.medianMilliseconds)) ms" } ?? "not measured" }
+        func ratio(_ a: Measurement?, _ b: Measurement?) -> Double? {
+            a.flatMap { a in b.map { a.medianMilliseconds / $0.medianMilliseconds } }
+        }
+        func times(_ figure: String, _ goal: String, _ a: Measurement?, _ b: Measurement?, _ label: String, limit: Double, atMost: Bool = true) -> Target {
+            let r = ratio(a, b)
+            return Target(issue: 15, figure: figure + note, goal: goal, met: r.map { atMost ? $0 <= limit : $0 >= limit },
+                          measured: r.map { "\(ms(a)), \(format($0, decimals: 2))x" } ?? "not measured", peer: "\(label): \(ms(b))")
+        }
+        func under(_ figure: String, _ limit: Double, _ m: Measurement?, peer: String = "") -> Target {
+            Target(issue: 15, figure: figure + note, goal: "at most \(format(limit, decimals: 0)) ms",
+                   met: m.map { $0.medianMilliseconds <= limit }, measured: ms(m), peer: peer)
+        }
+        let verify = find(size, "verify scan")
+        let cat = find(size, "verify scan", tool: "cat (floor)")
+        let crc = find(size, "verify scan", tool: "zlib crc32 (floor)")
+        let encode = find(size, "encode")
+        let sqliteImport = find(size, "bulk put", "sync none, from a file", tool: "sqlite3")
+        let sqliteIndex = find(size, "index build", "from the segment", tool: "sqlite3")
+        return [
+            times("logscan --count vs cat SEG > /dev/null", "at most 3x cat", verify, cat, "cat", limit: 3),
+            Target(issue: 15, figure: "logscan --count vs zlib's crc32 over the same bytes" + note, goal: "reported (the checksum floor)", met: nil,
+                   measured: ratio(verify, crc).map { "\(ms(verify)), \(format($0, decimals: 2))x" } ?? "not measured",
+                   peer: "zlib crc32 in Python: \(ms(crc))"),
+            under("logenc: JSON lines to binary", 250, encode),
+            times("sqlite3 .import vs logenc", "logenc at least 7x faster", sqliteImport, encode, "logenc", limit: 7, atMost: false),
+            under("logscan to JSON lines", 150, find(size, "scan"), peer: "cat: \(ms(find(size, "scan", tool: "cat (floor)")))"),
+            under("logdec", 150, find(size, "decode")),
+            times("index build from the segment vs sqlite3 CREATE INDEX", "at most 0.5x", find(size, "index build", "from the segment"), sqliteIndex, "sqlite3", limit: 0.5),
+            times("index build, logscan --no-values | logidx -o, vs sqlite3 CREATE INDEX", "at most 1x", find(size, "index build", "from logscan --no-values"), sqliteIndex, "sqlite3", limit: 1),
+            under("logpack --in-place, half overwritten or deleted", 200, find(size, "compaction")),
         ]
     }
 
