@@ -29,7 +29,7 @@ let package = Package(
         .target(name: "LogIO", exclude: ["README.md"], swiftSettings: release),
         .target(name: "LogJSON", dependencies: ["LogFormat", "LogIO"], exclude: ["README.md"], swiftSettings: release),
         .target(name: "LogStore", dependencies: ["LogFormat", "LogIO", "LogJSON"], exclude: ["README.md"], swiftSettings: release),
-        .target(name: "LogNATS", dependencies: ["LogIO", "LogJSON"], exclude: ["README.md"], swiftSettings: release),
+        .target(name: "LogNATS", dependencies: ["LogFormat", "LogIO", "LogJSON"], exclude: ["README.md"], swiftSettings: release),
         .target(name: "LogCLI", dependencies: ["LogFormat", "LogIO", "LogJSON", "LogStore", "LogNATS"], exclude: ["README.md"], swiftSettings: release),
         .executableTarget(name: "logenc", dependencies: layers, swiftSettings: release),
         .executableTarget(name: "logdec", dependencies: layers, swiftSettings: release),

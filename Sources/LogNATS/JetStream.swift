@@ -22,6 +22,7 @@ public struct APIError: Error, Sendable {
     public static let streamNameInUse = 10058
     public static let noMessageFound = 10037
     public static let wrongLastSequence = 10071
+    public static let wrongLastMessageID = 10070
 
     /// The `error` object of a reply, if it has one.
     public init?(reply: JSONValue) {

@@ -3,6 +3,7 @@
 // header `KV-Operation: DEL` (or `PURGE`), the newest message of a subject is
 // the key's state, `max_msgs_per_subject` the history kept.
 
+import LogFormat
 import LogIO
 import LogJSON
 
@@ -49,9 +50,11 @@ public enum KeyCodec {
         return Array(out.bytes)
     }
 
-    /// The key an encoded key stands for. A `=` not followed by two hex
-    /// digits (a key another client wrote) is taken as it is.
+    /// The key an encoded key stands for. A key another client wrote with a
+    /// `=` not followed by two upper-case hex digits, or one whose escapes do
+    /// not make UTF-8, is taken as it is: no two keys decode to one.
     public static func decode(_ encoded: UnsafeRawBufferPointer, into out: ByteBuffer) {
+        let start = out.count
         var i = 0
         while i < encoded.count {
             let byte = encoded[i]
@@ -62,6 +65,11 @@ public enum KeyCodec {
                 out.append(byte)
                 i += 1
             }
+        }
+        let decoded = UnsafeRawBufferPointer(start: out.base + start, count: out.count - start)
+        if !UTF8Validation.isValid(decoded) {
+            out.count = start
+            out.append(encoded)
         }
     }
 
@@ -136,7 +144,8 @@ public struct Bucket: Sendable {
         return state
     }
 
-    /// How far `position` looks back past messages without a cursor.
+    /// How many sequence numbers `position` looks back over, past messages
+    /// without a cursor (and sequences whose messages are gone).
     public static let positionSearch: UInt64 = 1000
 
     /// The cursor of the newest message that carries one, looking back past
@@ -154,7 +163,7 @@ public struct Bucket: Sendable {
             }
             sequence -= 1
         }
-        throw NoCursor(url: jetStream.connection.url.display, searched: state.lastSequence - oldest + 1)
+        throw NoCursor(url: jetStream.connection.url.display, from: oldest, to: state.lastSequence)
     }
 }
 
@@ -162,8 +171,9 @@ public struct Bucket: Sendable {
 /// or pushed from lines without addresses. There is nothing to resume from.
 public struct NoCursor: Error, Sendable {
     public let url: String
-    public let searched: UInt64
+    public let from: UInt64
+    public let to: UInt64
     public var message: String {
-        "\(url): none of the bucket's last \(searched) messages carries a logkit cursor (other clients wrote them, or push read lines without addresses); there is no position to resume from"
+        "\(url): no message from sequence \(from) to \(to) (the bucket's last) carries a logkit cursor (other clients wrote them, or push read lines without addresses); there is no position to resume from"
     }
 }

@@ -1,10 +1,14 @@
 // Puts and deletes into a bucket, pipelined, in order, each acknowledged.
 //
 // Up to `window` messages are in flight. Each names the stream sequence the
-// one before it must have got (`Nats-Expected-Last-Sequence`), so the stream
-// takes them only as an unbroken run: if one is refused or lost, every later
-// one is refused too, and the bucket never holds a record without those
-// before it. Acknowledgements come to `<inbox>.<sequence>`.
+// one before it must have got (`Nats-Expected-Last-Sequence`) and, but for the
+// first on a connection, that message's id (`Nats-Expected-Last-Msg-Id`; each
+// carries `Nats-Msg-Id`, this run's id and its sequence). So the stream takes
+// them only as an unbroken run: if one is refused or lost, every later one is
+// refused too, even when another client's message took the refused one's
+// sequence, and the bucket never holds a record without those before it.
+// (The first on a connection names only the sequence: a restarted server may
+// not remember the last id.) Acknowledgements come to `<inbox>.<sequence>`.
 //
 // A lost connection is survived: reconnect, read the stream's last sequence,
 // check that the message there is the in-flight one expected (not another
@@ -86,6 +90,11 @@ public final class Publisher {
     public private(set) var acknowledgedCursor: [UInt8]?
     private var lastProgress = monotonicSeconds()
 
+    /// This run's part of every message id.
+    private let runID: [UInt8]
+    /// The sequence of the first entry sent on the current connection.
+    private var firstOnConnection: UInt64 = 0
+
     private let frameHeaders = ByteBuffer(capacity: 4096)
     private let frameReply = ByteBuffer(capacity: 64)
 
@@ -94,13 +103,26 @@ public final class Publisher {
         self.settings = settings
         bucket = Bucket(url.bucket)
         prefix = Array(bucket.subjectPrefix.utf8)
+        var random = SystemRandomNumberGenerator()
+        runID = Array(String(random.next() as UInt64, radix: 36).utf8)
         let connection = try Connection(url: url, timeout: settings.timeout)
         let jetStream = JetStream(connection)
-        let state = try bucket.ensure(jetStream, history: settings.history, replicas: settings.replicas)
+        let state: StreamState
+        do {
+            state = try bucket.ensure(jetStream, history: settings.history, replicas: settings.replicas)
+        } catch let error as NATSError where error.kind == .lost || error.kind == .unavailable {
+            // Connected, then lost (a server going down as push starts): nothing
+            // was sent yet, so starting over is all a reconnect has to do.
+            lastAssigned = 0
+            acknowledgedSequence = 0
+            try reconnect(after: error, starting: true)
+            return
+        }
         self.connection = connection
         self.jetStream = jetStream
         lastAssigned = state.lastSequence
         acknowledgedSequence = state.lastSequence
+        firstOnConnection = state.lastSequence + 1
     }
 
     public var inFlight: Int { entries.count - head }
@@ -204,8 +226,14 @@ public final class Publisher {
         frameHeaders.removeAll()
         frameHeaders.append("NATS/1.0\r\n")
         frameHeaders.append(UnsafeRawBufferPointer(start: held.base + entry.headers.lowerBound, count: entry.headers.count))
-        frameHeaders.append("Nats-Expected-Last-Sequence: ")
+        frameHeaders.append("Nats-Msg-Id: ")
+        appendMessageID(entry.sequence)
+        frameHeaders.append("\r\nNats-Expected-Last-Sequence: ")
         frameHeaders.append(decimal: entry.sequence - 1)
+        if entry.sequence > firstOnConnection {
+            frameHeaders.append("\r\nNats-Expected-Last-Msg-Id: ")
+            appendMessageID(entry.sequence - 1)
+        }
         frameHeaders.append("\r\n\r\n")
         frameReply.removeAll()
         frameReply.append(Array(connection.inbox.utf8))
@@ -215,6 +243,12 @@ public final class Publisher {
             subject: UnsafeRawBufferPointer(start: held.base + entry.subject.lowerBound, count: entry.subject.count),
             reply: frameReply.bytes, headers: frameHeaders.bytes,
             payload: UnsafeRawBufferPointer(start: held.base + entry.payload.lowerBound, count: entry.payload.count))
+    }
+
+    private func appendMessageID(_ sequence: UInt64) {
+        frameHeaders.append(runID)
+        frameHeaders.append("-")
+        frameHeaders.append(decimal: sequence)
     }
 
     private func awaitAcknowledgements(_ connection: Connection) throws {
@@ -241,7 +275,7 @@ public final class Publisher {
             throw NATSError(.refused, url: url.display, "no stream takes \(bucket.subjectPrefix)*: was the bucket deleted while push ran?")
         }
         if let error = Publisher.apiError(message.payload) {
-            if error.errorCode == APIError.wrongLastSequence {
+            if error.errorCode == APIError.wrongLastSequence || error.errorCode == APIError.wrongLastMessageID {
                 throw NATSError(.refused, url: url.display, "another client wrote to the bucket while push ran (JetStream: \(error.description)); records are stored in order up to sequence \(acknowledgedSequence); resume from logsync position")
             }
             throw NATSError(.refused, url: url.display, "JetStream refused the record for sequence \(sequence): \(error.description) (error \(error.errorCode))")
@@ -325,7 +359,9 @@ public final class Publisher {
         }
     }
 
-    private func reconnect(after error: NATSError) throws {
+    /// Connects again and sends every unacknowledged entry; `starting`: the
+    /// first connection was lost before anything was sent.
+    private func reconnect(after error: NATSError, starting: Bool = false) throws {
         connection?.close()
         connection = nil
         jetStream = nil
@@ -343,7 +379,12 @@ public final class Publisher {
                 let state = try bucket.ensure(jetStream, history: settings.history, replicas: settings.replicas)
                 self.connection = connection
                 self.jetStream = jetStream
+                if starting {
+                    lastAssigned = state.lastSequence
+                    acknowledgedSequence = state.lastSequence
+                }
                 try reconcile(state, jetStream)
+                firstOnConnection = lastAssigned - UInt64(inFlight) + 1
                 for k in head..<entries.count { frame(entries[k], on: connection) }
                 try connection.send()
                 return

@@ -164,8 +164,10 @@ func push(_ options: Options) throws -> ExitCode {
     var reportedCount: UInt64?
     var lastReport = monotonicSeconds()
 
-    func report(always: Bool = false) throws {
-        guard always || publisher.acknowledged != reportedCount else { return }
+    /// One line for each new acknowledged count; `final`: the last line,
+    /// printed even when nothing was acknowledged, but never twice.
+    func report(final: Bool = false) throws {
+        guard publisher.acknowledged != reportedCount || (final && reportedCount == nil) else { return }
         let cursor = publisher.acknowledgedCursor.map { String(decoding: $0, as: UTF8.self) } ?? "null"
         try output.append("{\"acknowledged\":\(publisher.acknowledged),\"sequence\":\(publisher.acknowledgedSequence),\"cursor\":\(cursor)}\n")
         try output.flush()
@@ -202,7 +204,7 @@ func push(_ options: Options) throws -> ExitCode {
         })
     } catch let error as InputLineError {
         try publisher.drain()
-        try report(always: true)
+        try report(final: true)
         throw error
     } catch let error as NATSError {
         // What was acknowledged before the failure is still reported.
@@ -210,7 +212,7 @@ func push(_ options: Options) throws -> ExitCode {
         throw error
     }
     try publisher.drain()
-    try report(always: true)
+    try report(final: true)
     return .success
 }
 

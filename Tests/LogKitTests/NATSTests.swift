@@ -128,9 +128,10 @@ struct KeyCodecTests {
     @Test("every encoding is a valid NATS key and decodes back; plain keys are their own")
     func randomKeys() {
         var random = SplitMix64(seed: 7)
-        let alphabet = Array("ab.=-_/ $\n\u{7F}".utf8) + [0xC3, 0xA9]
+        // logkit keys are UTF-8: pieces are whole characters.
+        let alphabet = ["a", "b", ".", "=", "-", "_", "/", " ", "$", "\n", "\u{7F}", "é", "€"].map { Array($0.utf8) }
         for _ in 0..<5000 {
-            let key = (0..<Int(random.next() % 12 + 1)).map { _ in alphabet[Int(random.next() % UInt64(alphabet.count))] }
+            let key = (0..<Int(random.next() % 12 + 1)).flatMap { _ in alphabet[Int(random.next() % UInt64(alphabet.count))] }
             let encoded = KeyCodec.encode(key)
             #expect(KeyCodec.decode(encoded) == key)
             let tokens = encoded.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
@@ -145,6 +146,9 @@ struct KeyCodecTests {
         #expect(KeyCodec.decode(Array("a=4".utf8)) == Array("a=4".utf8))
         #expect(KeyCodec.decode(Array("a=4x".utf8)) == Array("a=4x".utf8))
         #expect(KeyCodec.decode(Array("=41=".utf8)) == Array("A=".utf8))
+        #expect(KeyCodec.decode(Array("lc=c3=a9".utf8)) == Array("lc=c3=a9".utf8), "only upper-case hex is an escape")
+        #expect(KeyCodec.decode(Array("bad=FF".utf8)) == Array("bad=FF".utf8), "escapes that are not UTF-8 stay as they are")
+        #expect(KeyCodec.decode(Array("bad=FE".utf8)) != KeyCodec.decode(Array("bad=FF".utf8)))
     }
 }
 
