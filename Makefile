@@ -25,7 +25,7 @@ DEMO         ?= demo
 FIXTURES ?= fixtures
 SIZES    ?= 10000,100000,1000000
 
-.PHONY: all build deps optional-deps test unit golden demo install clean help put delete scan inspect index get recover compact crash-demo bench bench-quick torture follow fuzz fuzz-quick
+.PHONY: all build deps optional-deps test bench-logsync unit golden demo install clean help put delete scan inspect index get recover compact crash-demo bench bench-quick torture follow fuzz fuzz-quick
 
 # KEY, VALUE and OFFSET reach the recipes through the environment, unexpanded,
 # so keys with spaces, quotes or dollar signs pass through make and the shell
@@ -58,7 +58,8 @@ help:
 	@echo "make compact             logpack DATA (merge closed segments; MIN_GARBAGE=$(MIN_GARBAGE)), then the index"
 	@echo "make crash-demo          append, cut the tail mid-record, recover, show the report"
 	@echo "make fuzz                each fuzz target for FUZZ_SECONDS=$(FUZZ_SECONDS) s (make fuzz-quick: a short run)"
-	@echo "make torture             200 rounds each of kill -9 of writers (also of atomic batches), compactions, store merges and followers (TORTURE_ROUNDS)"
+	@echo "make torture             200 rounds each of kill -9 of writers (also of atomic batches), compactions, store merges and followers (TORTURE_ROUNDS), then 30 of logsync's pipeline and nats-server (LOGSYNC_ROUNDS)"
+	@echo "make bench-logsync       logsync push and pull throughput beside nats-py, and the 100,000-record round trip"
 	@echo "make bench               logkit beside its peers at SIZES=$(SIZES); reports in REPORTS"
 	@echo "make bench-quick         a smoke run of the benchmark, under a minute"
 	@echo "make follow              print DATA's records as they are committed (tail -f)"
@@ -215,11 +216,19 @@ crash-demo: bin/.built
 # Writers and compactions killed with kill -9 at random moments, no logfix in
 # between: every acknowledged record must stay readable (a few minutes).
 TORTURE_ROUNDS ?= 200
+LOGSYNC_ROUNDS ?= 30
 torture: bin/.built
 	python3 Tests/torture/kill9_loop.py --rounds $(TORTURE_ROUNDS) --bin bin
 	python3 Tests/torture/batch_kill9.py --rounds $(TORTURE_ROUNDS) --bin bin
 	python3 Tests/torture/store_kill9.py --rounds $(TORTURE_ROUNDS) --bin bin
 	python3 Tests/torture/follow_kill9.py --rounds $(TORTURE_ROUNDS) --bin bin
+	python3 Tests/torture/logsync_kill9.py --rounds $(LOGSYNC_ROUNDS) --bin bin
+
+# logsync against a local nats-server: push and pull throughput beside nats-py,
+# and the 100,000-record round trip.
+bench-logsync: bin/.built
+	python3 Tests/bench/logsync_bench.py --bin bin
+	python3 Tests/bench/logsync_roundtrip.py --bin bin
 
 # Peers are measured only if installed: apt-get install sqlite3 jq tkrzw-utils lmdb-utils
 bench: bin/.built

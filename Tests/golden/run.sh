@@ -7,13 +7,20 @@
 # usage: Tests/golden/run.sh [NAME-GLOB...]
 #        UPDATE=1 Tests/golden/run.sh NAME...   # rewrite expected files from actual output
 #
+# A case may hold a `requires` file naming what it needs beyond the tools, one
+# word a line (`#` comments): a command on PATH (`nats-server`), or
+# `python:MODULE` (a module python3 must import: `python:nats` for nats-py).
+# A case whose need is missing is not run: it prints "skip NAME: needs WHAT"
+# and counts as skipped, never as passed.
+#
 # Each `cmd` runs with `bash cmd`, its cwd a fresh empty temporary directory
 # (removed afterwards), stdin /dev/null, and PATH="$BIN:$PATH" (BIN defaults to
 # $ROOT/bin; set it to test another build of the tools),
 # ROOT (the repository root), FIXTURES="$ROOT/fixtures", LC_ALL=C.
 # The last line of output is always "N passed, N failed" (unless the tools are
-# missing). Exit status: 0 all passed, 1 a case failed (or no case matched),
-# 2 the tools in bin/ are missing.
+# missing), preceded by "N skipped" when cases were skipped. Exit status: 0 no
+# case failed, 1 a case failed (or no case matched), 2 the tools in bin/ are
+# missing.
 set -u
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
@@ -53,6 +60,8 @@ done
 
 passed=0
 failed=0
+skipped=0
+declare -A have=()  # requirement -> 1 (present) or 0 (missing), checked once each
 
 if ((${#names[@]} == 0)); then
     echo "run.sh: no case matches: $*" >&2
@@ -68,6 +77,31 @@ expected_status() {
         value=${value//[[:space:]]/}
     fi
     echo "${value:-0}"
+}
+
+# Sets `missing` to the first need of a case (its `requires` file) that is
+# not there, as the skip line names it, or to nothing.
+check_requirements() {
+    local file="$1/requires" need
+    missing=
+    [[ -f "$file" ]] || return 0
+    while read -r need || [[ -n "$need" ]]; do
+        need=${need%%#*}
+        need=${need//[[:space:]]/}
+        [[ -n "$need" ]] || continue
+        if [[ -z "${have[$need]:-}" ]]; then
+            if [[ "$need" == python:* ]]; then
+                [[ "${need#python:}" =~ ^[A-Za-z_][A-Za-z0-9_.]*$ ]] &&
+                    PATH="$BIN:$PATH" python3 -c "import ${need#python:}" > /dev/null 2>&1 && have[$need]=1 || have[$need]=0
+            else
+                PATH="$BIN:$PATH" command -v "$need" > /dev/null 2>&1 && have[$need]=1 || have[$need]=0
+            fi
+        fi
+        if [[ "${have[$need]}" == 0 ]]; then
+            [[ "$need" == python:* ]] && missing="python module ${need#python:}" || missing=$need
+            return 0
+        fi
+    done < "$file"
 }
 
 # Shows how an actual stream differs from the expected one (a missing file is empty).
@@ -87,6 +121,14 @@ for name in "${names[@]}"; do
         echo "FAIL $name"
         echo "    no cmd file in $case_dir"
         failed=$((failed + 1))
+        continue
+    fi
+
+    check_requirements "$case_dir"
+    if [[ -n "$missing" ]]; then
+        echo "skip $name: needs $missing"
+        skipped=$((skipped + 1))
+        rm -rf "$cwd"
         continue
     fi
 
@@ -144,5 +186,6 @@ for name in "${names[@]}"; do
     fi
 done
 
+((skipped == 0)) || echo "$skipped skipped"
 echo "$passed passed, $failed failed"
 ((failed == 0))

@@ -454,8 +454,7 @@ class Torture:
         self.last_round = []      # the batches of the current round
         self.aim_missed = {}      # why aimed kills could not be aimed: how often
         self.torn_batches = set() # the batches whose records are in the torn tail at the last check
-        self.problems = []
-        self.failed_rounds = []
+        self.outcome = harness.Rounds(MAX_PROBLEMS)
         self.tools = {}
         self.timing = {}          # seconds spent in each tool (and mode), for the totals
         self.n = dict(writers=0, batch=0, each=0, none=0, aimed=0, fired=0, two_writers=0, compactions=0,
@@ -955,15 +954,8 @@ class Torture:
         for r in range(1, self.rounds + 1):
             problems = self.round(r)
             print("round %d: %s" % (r, "FAILED" if problems else "ok"), flush=True)
-            for p in problems[:MAX_PROBLEMS]:
-                print("    " + p, flush=True)
-            if len(problems) > MAX_PROBLEMS:
-                print("    ... and %d more problems" % (len(problems) - MAX_PROBLEMS), flush=True)
-            if problems:
-                self.failed_rounds.append(r)
-                self.problems.extend((r, p) for p in problems[:MAX_PROBLEMS] if len(self.problems) < MAX_PROBLEMS)
-                if self.stop_on_failure:
-                    break
+            if self.outcome.record(r, problems) and self.stop_on_failure:
+                break
         rounds = r
         n = self.n
         print("schedule (seed %d): %d rounds, %d writers (%d --sync batch, %d --sync each, %d --sync none; two at once "
@@ -995,7 +987,7 @@ class Torture:
                       os.path.getsize(os.path.join(self.work, SEG)), time.monotonic() - started))
             print("time in the tools run after the rounds: %s" % ", ".join(
                 "%s %.1f s" % (k, v) for k, v in sorted(self.timing.items(), key=lambda kv: -kv[1])))
-        return harness.report("batch_kill9.py", self.seed, rounds, self.failed_rounds, self.problems,
+        return harness.report("batch_kill9.py", self.seed, rounds, self.outcome,
                               " --stop --keep" + (" --bin " + self.bin if self.bin else ""))
 
 

@@ -496,8 +496,7 @@ class Torture:
         self.pending = []         # ops sent before round 1 (the preload), checked in round 1
         self.touched = set()      # batches a run printed whole or ended inside, this round
         self.keep_failed = args.keep
-        self.problems = []
-        self.failed_rounds = []
+        self.outcome = harness.Rounds(MAX_PROBLEMS)
         self.n = dict(writers=0, atomic=0, plain=0, kill_planned=0, close_planned=0, writer_kills=0, writer_closed=0,
                       packs_planned=0, pack_kills_planned=0, pack_aimed_planned=0, pack_aimed=0, pack_kills=0, merges=0, pack_skipped=0, final_packs=0,
                       runs=0, run_kills=0, sent=0, acked=0, acked_unique=0, printed=0, printed_runs=0, dropped_ok=0,
@@ -933,15 +932,8 @@ class Torture:
                           r, "FAILED" if problems else "ok", d["writers"], d["writer_kills"], d["acked"],
                           d["packs_planned"], d["merges"], d["pack_kills"], d["runs"], d["printed"],
                           d["restart_merged"] + d["restart_cursor"]), flush=True)
-            for p in problems[:MAX_PROBLEMS]:
-                print("    " + p, flush=True)
-            if len(problems) > MAX_PROBLEMS:
-                print("    ... and %d more problems" % (len(problems) - MAX_PROBLEMS), flush=True)
-            if problems:
-                self.failed_rounds.append(r)
-                self.problems.extend((r, p) for p in problems[:MAX_PROBLEMS] if len(self.problems) < MAX_PROBLEMS)
-                if self.stop_on_failure:
-                    break
+            if self.outcome.record(r, problems) and self.stop_on_failure:
+                break
         rounds = r
         n = self.n
         print("schedule (seed %d): %d rounds, %d writers (%d plain, %d --atomic; %d to be killed, %d to see their input "
@@ -969,7 +961,7 @@ class Torture:
             segments = len(glob.glob(os.path.join(self.work, STORE, "segment-*.dat")))
             size = sum(size_of(p) for p in glob.glob(os.path.join(self.work, STORE, "segment-*.dat")))
             print("store now: %d segments, %d bytes; %.1f s" % (segments, size, time.monotonic() - started))
-        return harness.report("follow_kill9.py", self.seed, rounds, self.failed_rounds, self.problems,
+        return harness.report("follow_kill9.py", self.seed, rounds, self.outcome,
                               " --stop --keep" + (" --bin " + self.bin if self.bin else ""))
 
 

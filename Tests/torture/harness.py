@@ -61,10 +61,32 @@ class Clock:
             return self.n
 
 
-def report(script, seed, rounds, failed_rounds, problems, options):
-    """The end of every loop's output: the failed rounds, the command that replays
-    the first with `options`, its problems, and `N passed, N failed`. Returns the
-    exit status."""
+class Rounds:
+    """The failed rounds and their first problems: each round's problems are
+    printed as it ends, and report() sums them up."""
+
+    def __init__(self, limit):
+        self.limit = limit
+        self.failed = []
+        self.problems = []  # (round, text): the first ones, for the summary
+
+    def record(self, r, problems):
+        """Prints a round's problems and keeps them; whether there were any."""
+        for p in problems[:self.limit]:
+            print("    " + p, flush=True)
+        if len(problems) > self.limit:
+            print("    ... and %d more problems" % (len(problems) - self.limit), flush=True)
+        if problems:
+            self.failed.append(r)
+            self.problems.extend((r, p) for p in problems[:self.limit] if len(self.problems) < self.limit)
+        return bool(problems)
+
+
+def report(script, seed, rounds, outcome, options):
+    """The end of every loop's output: the failed rounds (a Rounds), the command
+    that replays the first with `options`, its problems, and `N passed, N failed`.
+    Returns the exit status."""
+    failed_rounds, problems = outcome.failed, outcome.problems
     if failed_rounds:
         print("FAILED rounds: %s" % " ".join(map(str, failed_rounds[:40])) + (" ..." if len(failed_rounds) > 40 else ""))
         print("reproduce (same schedule; the timing differs): python3 Tests/torture/%s --seed %d --rounds %d%s" % (

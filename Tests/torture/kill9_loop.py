@@ -348,8 +348,7 @@ class Torture:
         self.work = args.dir
         self.keys = {key: KeyState() for key in ALL_KEYS}
         self.stable = []          # acknowledged ops whose printed offsets no compaction can have moved
-        self.problems = []        # (round, text): the first ones, for the summary
-        self.failed_rounds = []
+        self.outcome = harness.Rounds(MAX_PROBLEMS)
         self.n = dict(writers=0, batch=0, each=0, aimed=0, fired=0, compactions=0,
                       compaction_kills_planned=0, compactions_first=0, compaction_killed=0, compaction_ok=0, compaction_refused=0,
                       compaction_other=0, probes=0, acked=0, acked_bytes=0, sent=0, torn_seen=0,
@@ -641,13 +640,7 @@ class Torture:
         for r in range(1, self.rounds + 1):
             problems = self.round(r)
             print("round %d: %s" % (r, "FAILED" if problems else "ok"), flush=True)
-            for p in problems[:MAX_PROBLEMS]:
-                print("    " + p, flush=True)
-            if len(problems) > MAX_PROBLEMS:
-                print("    ... and %d more problems" % (len(problems) - MAX_PROBLEMS), flush=True)
-            if problems:
-                self.failed_rounds.append(r)
-                self.problems.extend((r, p) for p in problems[:MAX_PROBLEMS] if len(self.problems) < MAX_PROBLEMS)
+            self.outcome.record(r, problems)
         n = self.n
         print("schedule (seed %d): %d rounds, %d writers (%d --sync batch, %d --sync each) all killed, %d of the kills "
               "aimed at the write(2) of a 6-12 MB record, %d compactions (%d started before the writers, %d to be killed), "
@@ -666,7 +659,7 @@ class Torture:
                   "and logscan, %d acknowledged addresses re-read; segment now %d bytes; %.1f s" % (
                       n["ack_lines"], n["scans"], n["index_builds"], n["lookups"], n["addresses"],
                       os.path.getsize(os.path.join(self.work, SEG)), time.monotonic() - started))
-        return harness.report("kill9_loop.py", self.seed, self.rounds, self.failed_rounds, self.problems,
+        return harness.report("kill9_loop.py", self.seed, self.rounds, self.outcome,
                               " --bin " + self.bin if self.bin else "")
 
 

@@ -642,8 +642,7 @@ class Torture:
         self.ops = {}             # timestamp -> Op, every record ever sent
         self.state = {key: ("absent", None) for key in ALL_KEYS}   # each key's answer after the last round
         self.stable = {}          # (segment, offset) -> op: acknowledged records no merge can have moved
-        self.problems = []
-        self.failed_rounds = []
+        self.outcome = harness.Rounds(MAX_PROBLEMS)
         self.timing = {}
         self.n = dict(writers=0, none=0, batch=0, each=0, atomic=0, two_writers=0, fate_kill=0, fate_rollover=0,
                       fate_finish=0, writer_kills=0, fired=0, finished=0, merges=0, merges_first=0, merges_during=0,
@@ -1294,15 +1293,8 @@ class Torture:
                       "--stop --keep --bin %s)" % (r, self.seed, self.seed, r, self.bin), flush=True)
             else:
                 print("round %d: ok" % r, flush=True)
-            for p in problems[:MAX_PROBLEMS]:
-                print("    " + p, flush=True)
-            if len(problems) > MAX_PROBLEMS:
-                print("    ... and %d more problems" % (len(problems) - MAX_PROBLEMS), flush=True)
-            if problems:
-                self.failed_rounds.append(r)
-                self.problems.extend((r, p) for p in problems[:MAX_PROBLEMS] if len(self.problems) < MAX_PROBLEMS)
-                if self.stop_on_failure:
-                    break
+            if self.outcome.record(r, problems) and self.stop_on_failure:
+                break
         rounds = r
         n = self.n
         print("schedule (seed %d): %d rounds, %d writers (%d --sync none, %d batch, %d each; %d --atomic; two at once in "
@@ -1347,7 +1339,7 @@ class Torture:
                       time.monotonic() - started))
             print("time in the tools run after the rounds: %s" % ", ".join(
                 "%s %.1f s" % (k, v) for k, v in sorted(self.timing.items(), key=lambda kv: -kv[1])))
-        return harness.report("store_kill9.py", self.seed, rounds, self.failed_rounds, self.problems,
+        return harness.report("store_kill9.py", self.seed, rounds, self.outcome,
                               " --stop --keep --bin " + self.bin)
 
 
