@@ -1,14 +1,14 @@
 // Puts and deletes into a bucket, pipelined, in order, each acknowledged.
 //
-// Up to `window` messages are in flight. Each names the stream sequence the
-// one before it must have got (`Nats-Expected-Last-Sequence`) and, but for the
-// first on a connection, that message's id (`Nats-Expected-Last-Msg-Id`; each
-// carries `Nats-Msg-Id`, this run's id and its sequence). So the stream takes
-// them only as an unbroken run: if one is refused or lost, every later one is
-// refused too, even when another client's message took the refused one's
-// sequence, and the bucket never holds a record without those before it.
-// (The first on a connection names only the sequence: a restarted server may
-// not remember the last id.) Acknowledgements come to `<inbox>.<sequence>`.
+// Up to `window` messages are in flight. Each carries an id (`Nats-Msg-Id`:
+// this run's id and the sequence it is to get) and names the id of the one
+// before it (`Nats-Expected-Last-Msg-Id`), so the stream takes them only as an
+// unbroken run: if one is refused or lost, every later one is refused too,
+// even when another client's message took the refused one's place, and the
+// bucket never holds a record without those before it. The first on a
+// connection names the stream sequence it follows instead
+// (`Nats-Expected-Last-Sequence`): a restarted server may not remember the
+// last id. Acknowledgements come to `<inbox>.<sequence>`.
 //
 // A lost connection is survived: reconnect, read the stream's last sequence,
 // check that the message there is the in-flight one expected (not another
@@ -228,11 +228,12 @@ public final class Publisher {
         frameHeaders.append(UnsafeRawBufferPointer(start: held.base + entry.headers.lowerBound, count: entry.headers.count))
         frameHeaders.append("Nats-Msg-Id: ")
         appendMessageID(entry.sequence)
-        frameHeaders.append("\r\nNats-Expected-Last-Sequence: ")
-        frameHeaders.append(decimal: entry.sequence - 1)
         if entry.sequence > firstOnConnection {
             frameHeaders.append("\r\nNats-Expected-Last-Msg-Id: ")
             appendMessageID(entry.sequence - 1)
+        } else {
+            frameHeaders.append("\r\nNats-Expected-Last-Sequence: ")
+            frameHeaders.append(decimal: entry.sequence - 1)
         }
         frameHeaders.append("\r\n\r\n")
         frameReply.removeAll()

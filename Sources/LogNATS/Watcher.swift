@@ -88,10 +88,12 @@ public final class Watcher {
             if message.sid == Connection.inboxSID {
                 do {
                     try takeReply(message)
-                } catch let error as APIError {
+                } catch let error as APIError where error.errorCode != APIError.streamNotFound {
                     // JetStream refuses consumers while it recovers its streams
                     // after a restart: try again, within the reconnect time.
                     try reconnect(after: NATSError(.lost, url: url.display, "JetStream: \(error.description)"))
+                } catch let error as APIError {
+                    throw NATSError(.refused, url: url.display, "no bucket \(url.bucket) any more (\(error.description))")
                 } catch let error as NATSError where error.kind == .unavailable {
                     try reconnect(after: error)
                 }
@@ -194,9 +196,18 @@ public final class Watcher {
     private func reconnect(after error: NATSError) throws {
         connection.close()
         let start = troubleSince ?? monotonicSeconds()
-        troubleSince = start
         let deadline = start + reconnectFor
         var reason = error.reason
+        if troubleSince != nil {
+            // Trouble again before anything was delivered: wait a little
+            // first, and give up once the reconnect time is over.
+            let left = deadline - monotonicSeconds()
+            if left <= 0 {
+                throw NATSError(.unreachable, url: url.display, "no delivery for \(seconds(reconnectFor)): \(reason)")
+            }
+            usleep(UInt32(min(left, 0.25) * 1_000_000))
+        }
+        troubleSince = start
         while true {
             do {
                 connection = try Connection(url: url, timeout: timeout)
