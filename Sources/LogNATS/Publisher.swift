@@ -156,8 +156,9 @@ public final class Publisher {
         let payloadStart = held.count
         if !record.isDelete { held.append(record.value) }
         let payload = payloadStart..<held.count
-        // NATS/1.0, the expected sequence and the blank line come on top.
-        let size = headers.count + payload.count + 64
+        // NATS/1.0, the message ids (or the expected sequence) and the blank
+        // line come on top: under 110 bytes.
+        let size = headers.count + payload.count + 128
         if size > (connection?.maxPayload ?? Int.max) {
             held.count = start
             throw RecordRefused(reason: "record of \(size) bytes with its headers is larger than the server's max_payload of \(connection?.maxPayload ?? 0)")
@@ -369,7 +370,7 @@ public final class Publisher {
         let deadline = monotonicSeconds() + settings.reconnectFor
         // A server that takes connections but never acknowledges would
         // otherwise be retried for ever.
-        if monotonicSeconds() - lastProgress > settings.reconnectFor + settings.timeout {
+        if inFlight > 0 && monotonicSeconds() - lastProgress > settings.reconnectFor + settings.timeout {
             throw NATSError(.unreachable, url: url.display, "no acknowledgement for \(seconds(settings.reconnectFor + settings.timeout)): \(error.reason)")
         }
         var reason = error.reason
