@@ -19,7 +19,7 @@ let tool = Tool(ToolSpec(
         writes each put as a KV put and each delete as a KV delete, in input order,
         creating the bucket if it is missing. Each message carries the record's
         timestamp (header Logkit-Timestamp) and cursor (Logkit-Cursor). Publishes are
-        pipelined (--window), but each names the sequence the one before it got, so
+        pipelined (--window), but each names the message id of the one before it, so
         the bucket never holds a record without every record before it. Whenever all
         input so far is acknowledged and no more is ready, at the end of input, and
         once a second while input keeps coming, push prints what the server has
