@@ -56,35 +56,20 @@ public enum Recovery {
     public static func verify(
         _ file: FileDescriptor, size: UInt64, from: UInt64, maxRecord: Int, progress: ((UInt64) -> Void)? = nil
     ) throws -> Verification {
-        var records = 0
-        var end = from
-        var last: (offset: UInt64, checksum: UInt32)?
-        try file.seek(to: from)
-        let reader = RecordReader(source: file, maxRecord: maxRecord, verify: true, startOffset: from, chunk: 4 << 20)
+        var tally = RecordTally()
+        var clean = true
         do {
-            // The reader hands out a batch's records when its last one is read,
-            // which may lie past `size`: a record counts once its batch ends within it.
-            var batchRecords = 0
-            try reader.forEach(progress: progress) { record, offset in
-                guard offset + UInt64(record.length) <= size else { throw PastSize() }
-                batchRecords += 1
-                guard !record.continues else { return }
-                records += batchRecords
-                batchRecords = 0
-                end = offset + UInt64(record.length)
-                last = (offset, record.checksum)
-            }
-            if end == size { return Verification(from: from, validRecords: records, validEnd: end, lastValid: last) }
+            try file.tally(from: from, size: size, maxRecord: maxRecord, progress: progress, into: &tally)
         } catch is RecordFault {
-        } catch is PastSize {
+            clean = false
         }
-        // Everything before `end` is verified; classify what follows it.
-        let known = Verification(from: from, validRecords: records, validEnd: end, lastValid: last)
+        let known = Verification(
+            from: from, validRecords: tally.records, validEnd: tally.last.map { $0.offset + UInt64($0.length) } ?? from,
+            lastValid: tally.last.map { ($0.offset, $0.checksum) })
+        if clean { return known }
+        // Everything before `validEnd` is verified; classify what follows it.
         return try MappedFile(file, size: size).withBytes { verify($0, continuing: known, maxRecord: maxRecord) }
     }
-
-    /// Bytes appended after `size` was taken are not this verification's.
-    private struct PastSize: Error {}
 
     /// Verifies `segment` (the whole mapped file) from `from`, resynchronising
     /// past damage to count what follows it.

@@ -71,15 +71,24 @@ public final class SegmentReader {
         _ body: (RecordView, UInt64) throws -> Void
     ) throws {
         guard offset <= size else { throw OffsetBeyondEnd(path: path, offset: offset, size: size) }
-        try file.seek(to: offset)
-        _ = posix_fadvise(file.raw, off_t(offset), 0, Int32(POSIX_FADV_SEQUENTIAL))
-        // Big reads for big scans; a few megabytes of unindexed tail (a
-        // lookup) would spend more on faulting in a fresh 4 MiB buffer than
-        // on reading.
-        let chunk = Int(clamping: min(4 << 20, max(64 << 10, (size - offset) / 8)))
-        let reader = RecordReader(source: file, maxRecord: maxRecord, verify: verify, startOffset: offset, limit: size, chunk: chunk)
         do {
-            try reader.forEach(progress: progress, body)
+            try file.scanRecords(from: offset, size: size, maxRecord: maxRecord, verify: verify, progress: progress, body)
+        } catch let fault as RecordFault {
+            throw SegmentFault(path: path, fault: fault)
+        }
+    }
+
+    /// Adds the valid committed records from `offset` on to `tally`; throws
+    /// a SegmentFault at the first damaged one, `tally` then holding the
+    /// records before it. What `scan` would count, but a large segment is
+    /// verified on more than one CPU.
+    public func tally(from offset: UInt64 = 0, maxRecord: Int, verify: Bool, progress: ((UInt64) -> Void)? = nil, into tally: inout RecordTally) throws {
+        guard verify else {
+            return try scan(from: offset, maxRecord: maxRecord, verify: false, progress: progress) { tally.add($0, at: $1) }
+        }
+        guard offset <= size else { throw OffsetBeyondEnd(path: path, offset: offset, size: size) }
+        do {
+            try file.tally(from: offset, size: size, maxRecord: maxRecord, progress: progress, into: &tally)
         } catch let fault as RecordFault {
             throw SegmentFault(path: path, fault: fault)
         }

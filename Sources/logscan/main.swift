@@ -242,7 +242,7 @@ struct Scan {
                 } else {
                     if segment.size == 0 { tool.warn("\(path): empty segment") }
                     if countOnly {
-                        try segment.scan(from: from, maxRecord: maxRecord, verify: verify, progress: meter?.reporter()) { record, _ in summary.add(record) }
+                        try segment.tally(from: from, maxRecord: maxRecord, verify: verify, progress: meter?.reporter(), into: &summary.tally)
                     } else {
                         try segment.scan(from: from, maxRecord: maxRecord, verify: verify) { record, offset in
                             try RecordJSON.write(record, offset: offset, shape: shape, to: output)
@@ -274,37 +274,25 @@ struct Scan {
 tool.main { try Scan($0).run() }
 
 struct ScanSummary {
-    var records = 0
-    var puts = 0
-    var deletes = 0
-    var bytes: UInt64 = 0
+    var tally = RecordTally()
     /// For a store's total: how many segments, and their live bytes if the
     /// index gave them for every one.
     var segments = 0
     var liveBytes: UInt64? = 0
 
-    mutating func add(_ record: RecordView) {
-        records += 1
-        if record.type == .put { puts += 1 } else { deletes += 1 }
-        bytes += UInt64(record.length)
-    }
-
     mutating func add(_ segment: ScanSummary, liveBytes live: UInt64?) {
-        records += segment.records
-        puts += segment.puts
-        deletes += segment.deletes
-        bytes += segment.bytes
+        tally.add(segment.tally)
         segments += 1
         liveBytes = live.flatMap { live in liveBytes.map { $0 + live } }
     }
 
     private var counts: String {
-        "\"records\":\(records),\"puts\":\(puts),\"deletes\":\(deletes),\"bytes\":\(bytes)"
+        "\"records\":\(tally.records),\"puts\":\(tally.puts),\"deletes\":\(tally.deletes),\"bytes\":\(tally.bytes)"
     }
 
     private func live(_ live: UInt64?) -> String {
         guard let live else { return "" }
-        return ",\"live_bytes\":\(live),\"garbage_bytes\":\(bytes >= live ? bytes - live : 0)"
+        return ",\"live_bytes\":\(live),\"garbage_bytes\":\(tally.bytes >= live ? tally.bytes - live : 0)"
     }
 
     func line(segment: String, liveBytes: UInt64? = nil) -> String {
