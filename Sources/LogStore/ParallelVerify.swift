@@ -1,4 +1,4 @@
-// Verifying a large segment on every core the process may use. Walking the
+// Verifying a large segment on two cores when the process may use them. Walking the
 // headers is cheap; the checksums and key validation are most of the work,
 // and each record's can be checked on its own once record boundaries are
 // known. So the calling thread reads the segment in chunks and walks each
@@ -118,7 +118,7 @@ private final class Chunk: @unchecked Sendable {
 private final class ParallelVerifier: @unchecked Sendable {
     /// Below this, a second thread costs more than it saves.
     static let minimumSize: UInt64 = 16 << 20
-    static let chunkSize = 4 << 20
+    static let chunkSize = 1 << 20
     /// Chunks in flight: one being read, the others waiting or being verified.
     static let buffers = 4
 
