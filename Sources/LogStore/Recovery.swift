@@ -50,7 +50,8 @@ public struct Verification: Sendable {
 
 public enum Recovery {
     /// Verifies the first `size` bytes of `file` from `from`. The common case,
-    /// a clean segment, is one streaming pass with large reads; only when
+    /// a clean segment, is one streaming pass with large reads (on two CPUs
+    /// when it is large); only when
     /// damage turns up is the file mapped, to resynchronise past it.
     /// `progress` is told the bytes read from `from` during that pass.
     public static func verify(
