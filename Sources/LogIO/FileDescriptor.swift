@@ -136,9 +136,7 @@ public struct FileDescriptor: Sendable {
     }
 
     public func size() throws(SystemError) -> UInt64 {
-        var info = stat()
-        guard fstat(raw, &info) == 0 else { throw SystemError(errno: errno, operation: "stat", path: path) }
-        return UInt64(info.st_size)
+        UInt64(try status().st_size)
     }
 }
 

@@ -277,32 +277,49 @@ public enum FileSystem {
     }
 }
 
+/// What one fstat(2) tells a reader of a segment.
+public struct FileStatus: Sendable {
+    public let size: UInt64
+    public let identity: FileIdentity
+    public let isRegularFile: Bool
+
+    public init(_ info: stat) {
+        size = UInt64(info.st_size)
+        identity = FileIdentity(info)
+        isRegularFile = info.st_mode & S_IFMT == S_IFREG
+    }
+}
+
 extension FileDescriptor {
     /// Opens a segment: without blocking (a FIFO would wait for a writer),
     /// then refusing anything that is not a regular file.
     public static func openSegment(_ path: String, _ flags: Int32) throws -> FileDescriptor {
+        try openSegmentWithStatus(path, flags).file
+    }
+
+    /// `openSegment`, and what its one fstat found: a reader opening every
+    /// segment of a store needs their sizes and identities anyway.
+    public static func openSegmentWithStatus(_ path: String, _ flags: Int32) throws -> (file: FileDescriptor, status: FileStatus) {
         let file = try FileDescriptor.open(path, flags | O_NONBLOCK)
         do {
-            try file.requireSegment()
+            return (file, try file.requireSegment())
         } catch {
             file.close()
             throw error
         }
-        return file
     }
 
     /// The open file's own check of `FileSystem.requireSegment`, for a file
     /// opened without blocking: no race between the check and the open.
-    public func requireSegment() throws {
-        var info = stat()
-        guard fstat(raw, &info) == 0 else { throw SystemError(errno: errno, operation: "stat", path: path) }
-        guard info.st_mode & S_IFMT == S_IFREG else { throw FileSystem.notASegment(path) }
+    @discardableResult
+    public func requireSegment() throws -> FileStatus {
+        let status = FileStatus(try status())
+        guard status.isRegularFile else { throw FileSystem.notASegment(path) }
+        return status
     }
 
     public func identity() throws(SystemError) -> FileIdentity {
-        var info = stat()
-        guard fstat(raw, &info) == 0 else { throw SystemError(errno: errno, operation: "stat", path: path) }
-        return FileIdentity(info)
+        FileIdentity(try status())
     }
 
     /// Moves the read position, for sequential reads from an offset.

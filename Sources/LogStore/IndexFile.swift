@@ -60,23 +60,22 @@ public final class IndexFile {
             throw bad("not an index: line 1 does not end with \"entries\":[")
         }
         let header = Array(bytes[0..<firstNewline]) + Array("]}".utf8)
-        let parsed: Result<JSONValue, JSONLineError> = header.withUnsafeBytes { raw in
-            Result { () throws(JSONLineError) in try JSONValue.parse(raw) }
+        let parsed: Result<IndexHeaderFields, JSONLineError> = header.withUnsafeBytes { raw in
+            Result { () throws(JSONLineError) in try IndexHeaderParser().parse(raw) }
         }
-        guard case .success(let document) = parsed else {
+        guard case .success(let fields) = parsed else {
             if case .failure(let error) = parsed { throw bad("not an index: line 1: \(error.message)") }
             preconditionFailure()
         }
-        guard let version = document["version"]?.uint64 else { throw bad("not an index: no \"version\"") }
+        guard let version = fields.version else { throw bad("not an index: no \"version\"") }
         guard version == IndexFormat.version else { throw bad("unsupported index version \(version)") }
-        created = document["created"]?.uint64 ?? 0
-        count = document["count"]?.uint64 ?? 0
+        created = fields.created ?? 0
+        count = fields.count ?? 0
         let directory = FileSystem.directory(of: path)
         var segments: [IndexedSegment] = []
-        for (n, value) in (document["segments"]?.array ?? []).enumerated() {
-            guard let stored = value["path"]?.string, let size = value["size"]?.uint64,
-                  let checksumText = value["last_checksum"]?.string, let checksum = Hex.parseWord(checksumText),
-                  let lastOffset = value["last_offset"]?.uint64
+        for (n, segment) in fields.segments.enumerated() {
+            guard let stored = segment.path, let size = segment.size,
+                  let checksum = segment.lastChecksum.flatMap(Hex.parseWord), let lastOffset = segment.lastOffset
             else { throw bad("segment \(n) in the header lacks path, size, last_checksum or last_offset") }
             let resolved = stored.hasPrefix("/") || directory == "." ? stored : directory + "/" + stored
             segments.append(IndexedSegment(path: resolved, size: size, lastChecksum: checksum, lastOffset: lastOffset))

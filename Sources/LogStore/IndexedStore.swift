@@ -185,7 +185,8 @@ extension IndexedSegment {
         guard self.size > 0 else { return nil }
         let last: RecordView
         do {
-            last = try file.record(at: lastOffset, size: size, maxRecord: maxRecord, verify: true, buffer: buffer)
+            // Its length is known: one read.
+            last = try file.record(at: lastOffset, size: size, length: self.size - min(self.size, lastOffset), maxRecord: maxRecord, verify: true, buffer: buffer)
         } catch let error as SegmentFault {
             return "the last indexed record is gone (\(error.message))"
         } catch let error as OffsetBeyondEnd {

@@ -32,16 +32,15 @@ public final class SegmentReader {
     public let file: FileDescriptor
     /// The size when the segment was opened; a scan may see more.
     public let size: UInt64
+    /// The file opened: a merge may rename another over its path.
+    public let identity: FileIdentity
 
     public init(path: String) throws {
         self.path = path
-        file = try FileDescriptor.openSegment(path, O_RDONLY)
-        do {
-            size = try file.size()
-        } catch {
-            file.close()
-            throw error
-        }
+        let status: FileStatus
+        (file, status) = try FileDescriptor.openSegmentWithStatus(path, O_RDONLY)
+        size = status.size
+        identity = status.identity
     }
 
     deinit { file.close() }

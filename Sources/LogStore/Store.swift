@@ -74,16 +74,30 @@ public struct Store: Sendable {
         number(in: name, prefix: "index-", suffix: ".json")
     }
 
-    private static func number(in name: String, prefix: String, suffix: String) -> UInt64? {
-        guard name.hasPrefix(prefix), name.hasSuffix(suffix) else { return nil }
-        let digits = name.utf8.dropFirst(prefix.utf8.count).dropLast(suffix.utf8.count)
-        guard digits.count >= 4, digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else { return nil }
-        return UInt64(String(decoding: digits, as: UTF8.self))
+    // Byte comparisons: String's own are Unicode-aware, and every lookup
+    // classifies every name in the store's directory.
+    private static func number(in name: String, prefix: StaticString, suffix: StaticString) -> UInt64? {
+        var name = name
+        return name.withUTF8 { bytes -> UInt64? in
+            let (p, s) = (prefix.utf8CodeUnitCount, suffix.utf8CodeUnitCount)
+            guard bytes.count >= p + s + 4, let start = bytes.baseAddress,
+                  memcmp(start, prefix.utf8Start, p) == 0, memcmp(start + bytes.count - s, suffix.utf8Start, s) == 0
+            else { return nil }
+            var value: UInt64 = 0
+            for digit in bytes[p..<(bytes.count - s)] {
+                guard digit >= UInt8(ascii: "0") && digit <= UInt8(ascii: "9") else { return nil }
+                let (times10, o1) = value.multipliedReportingOverflow(by: 10)
+                let (sum, o2) = times10.addingReportingOverflow(UInt64(digit - UInt8(ascii: "0")))
+                guard !o1 && !o2 else { return nil }
+                value = sum
+            }
+            return value
+        }
     }
 
     /// A leftover of `FileSystem.writeAtomically` or of a merge.
     static func isTemporary(_ name: String) -> Bool {
-        name.hasPrefix(".") && name.contains(".tmp-")
+        name.utf8.first == UInt8(ascii: ".") && name.contains(".tmp-")
     }
 
     /// The segments, oldest first. A foreign file, or two names for one
@@ -151,7 +165,7 @@ extension Store {
                 }
             }
             if !changed {
-                for reader in readers where try FileSystem.identity(of: reader.path) != (try reader.file.identity()) {
+                for reader in readers where try FileSystem.identity(of: reader.path) != reader.identity {
                     changed = true
                     break
                 }

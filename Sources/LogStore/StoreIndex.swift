@@ -98,7 +98,7 @@ public enum StoreIndex {
             return nil
         }
         guard run.segments.count == 1, let indexed = run.segments.first,
-              try FileSystem.identity(of: indexed.path) == (try reader.file.identity())
+              try FileSystem.identity(of: indexed.path) == reader.identity
         else {
             warn("\(path): not the index of \(reader.path); not using it")
             return nil
@@ -148,7 +148,7 @@ public enum StoreIndex {
             guard let run, let covered = run.segments.first else { continue }
             report.entries += run.count
             func quoted(_ text: String) -> String { String(decoding: JSONText.quoted(text), as: UTF8.self) }
-            let identity = try reader.file.identity()
+            let identity = reader.identity
             var line = "{\"path\":\(quoted(name)),\"size\":\(covered.size),\"last_offset\":\(covered.lastOffset),\"last_checksum\":\"\(Hex.word(covered.lastChecksum))\",\"device\":\(identity.device),\"inode\":\(identity.inode),\"index\":\(quoted(runName)),\"count\":\(run.count)"
             if let bounds = try run.keyBounds() {
                 line += ",\"first_key\":\(quoted(String(decoding: bounds.first, as: UTF8.self))),\"last_key\":\(quoted(String(decoding: bounds.last, as: UTF8.self)))"
@@ -196,7 +196,7 @@ public final class StoreLookup {
             var run: (path: String, first: [UInt8], last: [UInt8], covers: IndexedSegment)?
             if let entry = manifest[name] {
                 var reason = try entry.segment.mismatch(reader.file, size: reader.size, maxRecord: maxRecord, buffer: buffer)
-                if reason == nil, let identity = entry.identity, identity != (try reader.file.identity()) {
+                if reason == nil, let identity = entry.identity, identity != reader.identity {
                     reason = "another file than the one indexed (a merge replaced it)"
                 }
                 if let reason {
@@ -415,29 +415,28 @@ extension StoreIndex {
         guard FileSystem.exists(path) else { return [:] }
         // About 250 bytes a segment: room for hundreds of thousands.
         let bytes = try FileDescriptor.readAll(path, limit: 64 << 20)
-        let parsed: Result<JSONValue, JSONLineError> = bytes.withUnsafeBytes { raw in
-            Result { () throws(JSONLineError) in try JSONValue.parse(raw) }
+        let parsed: Result<IndexHeaderFields, JSONLineError> = bytes.withUnsafeBytes { raw in
+            Result { () throws(JSONLineError) in try IndexHeaderParser().parse(raw) }
         }
-        let document: JSONValue
+        let manifest: IndexHeaderFields
         switch parsed {
-        case .success(let value): document = value
+        case .success(let value): manifest = value
         case .failure(let error):
             throw IndexError(path: path, reason: "not a store's index: \(error.message); run logidx -o \(path) \(store.directory)")
         }
-        guard document["store"] == .bool(true), document["version"]?.uint64 == IndexFormat.version else {
+        guard manifest.isStore, manifest.version == IndexFormat.version else {
             throw IndexError(path: path, reason: "not a store's index (no \"store\":true, version 1); run logidx -o \(path) \(store.directory)")
         }
         var entries: [String: ManifestEntry] = [:]
-        for value in document["segments"]?.array ?? [] {
-            guard let name = value["path"]?.string, let size = value["size"]?.uint64, let lastOffset = value["last_offset"]?.uint64,
-                  let checksum = value["last_checksum"]?.string.flatMap(Hex.parseWord), let index = value["index"]?.string,
-                  Store.runNumber(index) != nil, let count = value["count"]?.uint64
+        for fields in manifest.segments {
+            guard let name = fields.path, let size = fields.size, let lastOffset = fields.lastOffset,
+                  let checksum = fields.lastChecksum.flatMap(Hex.parseWord), let index = fields.index,
+                  Store.runNumber(index) != nil, let count = fields.count
             else { throw IndexError(path: path, reason: "a segment entry lacks path, size, last_offset, last_checksum, index or count") }
             let segment = IndexedSegment(path: store.path(of: name), size: size, lastChecksum: checksum, lastOffset: lastOffset)
-            let first = Array((value["first_key"]?.string ?? "").utf8)
-            let last = Array((value["last_key"]?.string ?? "").utf8)
-            let identity = value["device"]?.uint64.flatMap { device in value["inode"]?.uint64.map { FileIdentity(device: device, inode: $0) } }
-            entries[name] = ManifestEntry(segment: segment, identity: identity, index: index, count: count, first: first, last: last)
+            let identity = fields.device.flatMap { device in fields.inode.map { FileIdentity(device: device, inode: $0) } }
+            entries[name] = ManifestEntry(
+                segment: segment, identity: identity, index: index, count: count, first: fields.firstKey ?? [], last: fields.lastKey ?? [])
         }
         return entries
     }
@@ -457,7 +456,7 @@ extension StoreIndex {
             let name = String(reader.path.split(separator: "/").last ?? "")
             guard let entry = manifest[name], entry.segment.size == reader.size,
                   try entry.segment.mismatch(reader.file, size: reader.size, maxRecord: maxRecord, buffer: buffer) == nil,
-                  entry.identity.map({ $0 == (try? reader.file.identity()) }) ?? true
+                  entry.identity.map({ $0 == reader.identity }) ?? true
             else { return nil }
             let run = try IndexFile(path: store.path(of: entry.index))
             guard run.segments.first?.size == entry.segment.size, run.segments.first?.lastChecksum == entry.segment.lastChecksum else { return nil }
