@@ -4,7 +4,9 @@
 // Where the CPU has carry-less multiplication (x86 with PCLMULQDQ), inputs of
 // `kernelMinimum` bytes or more go to the folding kernel in CLogCRC, several
 // times faster than any table; the table takes their last few bytes, shorter
-// inputs (every record's 24-byte header) and everything on other CPUs.
+// inputs and everything on other CPUs. A record of up to 256 bytes, header
+// and payload taken as one input around the checksum field between them,
+// goes to a short kernel that folds all its blocks at once.
 //
 // The table is slicing-by-16: sixteen 256-entry tables let the loop fold 16
 // input bytes per iteration with independent lookups, instead of one byte per
@@ -36,6 +38,25 @@ public struct CRC32: Sendable {
 
     public static func checksum(_ bytes: [UInt8]) -> UInt32 {
         bytes.withUnsafeBytes { checksum($0) }
+    }
+
+    /// The checksum of `first` then `second` as one input, neither copied:
+    /// a record's covers its header up to the checksum field and everything
+    /// after it. A record of up to 256 bytes is one call of the kernel.
+    @inline(__always)
+    public static func checksum(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) -> UInt32 {
+        let total = first.count &+ second.count
+        if total >= 32 && total < 17 * 16 && first.count & 7 == 0 && first.count <= total & ~15 && hasKernel,
+           let a = first.baseAddress, let b = second.baseAddress {
+            let blocks = total >> 4
+            let state = logkit_crc32_clmul_short_joined(0xFFFF_FFFF, a, first.count, b, blocks)
+            let taken = blocks << 4 &- first.count
+            return ~tableFold(state, b + taken, second.count &- taken)
+        }
+        var crc = CRC32()
+        crc.update(first)
+        crc.update(second)
+        return crc.value
     }
 
     // Written once, during the thread-safe lazy initialisation, then only read.

@@ -103,6 +103,41 @@ public struct RecordHeader: Equatable, Sendable {
     /// Validates the header fields present in `bytes` (which may be fewer than
     /// a whole header) and returns the header once all of them are there.
     public static func parse(_ bytes: UnsafeRawBufferPointer, maxRecord: Int) throws(RecordError) -> RecordHeader {
+        if let header = parseValid(bytes, maxRecord: maxRecord) { return header }
+        return try parseReportingFaults(bytes, maxRecord: maxRecord)
+    }
+
+    /// The header if all of it is there and valid, from two loads and one
+    /// comparison for its first eight bytes (magic, version, type, flags,
+    /// reserved): every record of every scan comes this way. Nil sends the
+    /// caller to the field-by-field path, which says what is wrong.
+    @inline(__always)
+    static func parseValid(_ bytes: UnsafeRawBufferPointer, maxRecord: Int) -> RecordHeader? {
+        guard bytes.count >= RecordLayout.headerSize, let p = bytes.baseAddress else { return nil }
+        let lead = p.loadBigEndian(UInt64.self, at: 0)
+        // Magic and version; reserved zero; the flags those known.
+        let fixedMask: UInt64 = 0xFFFF_FFFF_FF00_0000 | UInt64(~RecordLayout.knownFlags) << 8 | 0xFF
+        let fixed = UInt64(RecordLayout.magic) << 32 | UInt64(RecordLayout.version) << 24
+        guard lead & fixedMask == fixed else { return nil }
+        let type: RecordType
+        switch UInt8(truncatingIfNeeded: lead >> 16) {
+        case RecordType.put.rawValue: type = .put
+        case RecordType.delete.rawValue: type = .delete
+        default: return nil
+        }
+        let keyLength = p.loadBigEndian(UInt32.self, at: RecordLayout.keyLengthOffset)
+        let valueLength = p.loadBigEndian(UInt32.self, at: RecordLayout.valueLengthOffset)
+        guard keyLength > 0, type == .put || valueLength == 0,
+              UInt64(RecordLayout.headerSize) + UInt64(keyLength) + UInt64(valueLength) <= UInt64(maxRecord)
+        else { return nil }
+        return RecordHeader(
+            type: type, continues: UInt8(truncatingIfNeeded: lead >> 8) & RecordLayout.continuesFlag != 0,
+            keyLength: keyLength, valueLength: valueLength,
+            timestamp: p.loadBigEndian(UInt64.self, at: RecordLayout.timestampOffset),
+            checksum: p.loadBigEndian(UInt32.self, at: RecordLayout.checksumOffset))
+    }
+
+    private static func parseReportingFaults(_ bytes: UnsafeRawBufferPointer, maxRecord: Int) throws(RecordError) -> RecordHeader {
         let available = bytes.count
         guard let p = bytes.baseAddress else { throw .incompleteHeader(available: 0) }
         try checkMagic(UnsafeRawBufferPointer(rebasing: bytes.prefix(RecordLayout.versionOffset)))
@@ -205,11 +240,16 @@ public struct RecordView {
         return RecordView(header: header, bytes: UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + header.length)]))
     }
 
-    /// Recomputes the checksum and checks that the key is UTF-8.
+    /// Recomputes the checksum and checks that the key is UTF-8. Pointer
+    /// arithmetic, not slices: every record of a verified scan comes here,
+    /// and the header already bounds the key within `bytes`.
     public func verify() throws(RecordError) {
         let computed = Record.checksum(of: bytes)
         guard computed == header.checksum else { throw .checksumMismatch(stored: header.checksum, computed: computed) }
-        guard UTF8Validation.isValid(key) else { throw .keyNotUTF8 }
+        let keyLength = Int(header.keyLength)
+        guard UTF8Validation.validPrefixLength(bytes.baseAddress! + RecordLayout.headerSize, keyLength) == keyLength else {
+            throw .keyNotUTF8
+        }
     }
 }
 
@@ -218,10 +258,11 @@ public enum Record {
     /// field, then everything after it.
     @inline(__always)
     public static func checksum(of record: UnsafeRawBufferPointer) -> UInt32 {
-        var crc = CRC32()
-        crc.update(UnsafeRawBufferPointer(rebasing: record[0..<RecordLayout.checksumOffset]))
-        crc.update(UnsafeRawBufferPointer(rebasing: record[RecordLayout.headerSize...]))
-        return crc.value
+        precondition(record.count >= RecordLayout.headerSize)
+        let base = record.baseAddress!
+        return CRC32.checksum(
+            UnsafeRawBufferPointer(start: base, count: RecordLayout.checksumOffset),
+            UnsafeRawBufferPointer(start: base + RecordLayout.headerSize, count: record.count &- RecordLayout.headerSize))
     }
 
     public static func length(keyLength: Int, valueLength: Int) -> Int {

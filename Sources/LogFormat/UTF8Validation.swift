@@ -11,6 +11,7 @@ public enum UTF8Validation {
 
     /// The length of the longest prefix that is whole, valid UTF-8 sequences.
     public static func validPrefixLength(_ p: UnsafeRawPointer, _ count: Int) -> Int {
+        if count >= 8 && isASCII(p, count) { return count }
         var i = 0
         while i < count {
             if i &+ 8 <= count {
@@ -24,6 +25,19 @@ public enum UTF8Validation {
             i &+= length
         }
         return count
+    }
+
+    /// Whether all of `count` (at least 8) bytes are ASCII: whole words, the
+    /// last one overlapping the one before, so a key of 12 bytes is two loads.
+    @inline(__always)
+    private static func isASCII(_ p: UnsafeRawPointer, _ count: Int) -> Bool {
+        var seen = p.loadUnaligned(fromByteOffset: count &- 8, as: UInt64.self)
+        var i = 0
+        while i &+ 8 < count {
+            seen |= p.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            i &+= 8
+        }
+        return seen & 0x8080_8080_8080_8080 == 0
     }
 
     /// The length of the multi-byte sequence starting with `lead` at `i`, or 0.

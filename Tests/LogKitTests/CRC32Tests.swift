@@ -211,6 +211,44 @@ struct CRC32Tests {
         }
     }
 
+    @Test("two pieces taken as one input (a record around its checksum field) match the reference, at every length to 300 and every cut to 80")
+    func joinedPieces() {
+        var rng = SplitMix64(seed: 0x101E_D)
+        let data = rng.bytes(300 + 4)
+        var disagreements: [String] = []
+        data.withUnsafeBytes { raw in
+            for length in 0...300 {
+                for cut in 0...min(length, 80) {
+                    // The second piece starts four bytes on, as a record's
+                    // payload does after the checksum field.
+                    let first = UnsafeRawBufferPointer(rebasing: raw[0..<cut])
+                    let second = UnsafeRawBufferPointer(rebasing: raw[(cut + 4)..<(length + 4)])
+                    let expected = Reference.crc32(Array(first) + Array(second))
+                    if CRC32.checksum(first, second) != expected { disagreements.append("length \(length) cut \(cut)") }
+                }
+            }
+        }
+        #expect(disagreements.isEmpty, "\(disagreements.prefix(10))")
+    }
+
+    @Test("header fields valid or not, the fast path and the field-by-field one agree", arguments: 0..<8)
+    func headerPathsAgree(seed: UInt64) {
+        var rng = SplitMix64(seed: 0x4EAD + seed)
+        var disagreements = 0
+        for _ in 0..<5000 {
+            var header = Record.encode(type: rng.int(0...1) == 0 ? .put : .delete, key: Array("k\(rng.next())".utf8), value: [], timestamp: rng.next() >> 1)
+            // One or two bytes of the first sixteen changed, or none.
+            for _ in 0..<rng.int(0...2) { header[rng.int(0...15)] = UInt8(truncatingIfNeeded: rng.next()) }
+            header.withUnsafeBytes { bytes in
+                let fast = RecordHeader.parseValid(bytes, maxRecord: 1 << 16)
+                let full = try? RecordHeader.parse(bytes, maxRecord: 1 << 16)
+                if fast != nil && fast != full { disagreements += 1 }
+                if fast == nil && full != nil { disagreements += 1 }
+            }
+        }
+        #expect(disagreements == 0)
+    }
+
     @Test("a running checksum continues across updates that switch between the paths")
     func streamingAcrossPaths() {
         var rng = SplitMix64(seed: 103)

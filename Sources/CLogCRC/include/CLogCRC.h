@@ -21,4 +21,10 @@ bool logkit_crc32_clmul_supported(void);
 /// or out. Only call it where logkit_crc32_clmul_supported() said yes.
 uint32_t logkit_crc32_clmul(uint32_t state, const void *bytes, size_t length);
 
+/// The same over the first `blocks` 16-byte blocks (1 to 16) of `first`
+/// then `second` taken as one input, for short inputs: a record, whose
+/// checksum skips its own field between header and payload. `firstLength`
+/// must be a multiple of 8 and at most 16 * `blocks`.
+uint32_t logkit_crc32_clmul_short_joined(uint32_t state, const void *first, size_t firstLength, const void *second, size_t blocks);
+
 #endif
