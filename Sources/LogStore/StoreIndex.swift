@@ -20,8 +20,9 @@
 // records after the end of a segment's run (the writes since the last
 // update), then a binary search of the run, opened only if the key lies
 // between the run's first and last keys. The first segment that knows the
-// key answers. Keys written in order (ids, timestamps) fall in one run's
-// range, so most lookups open one run whatever the number of segments.
+// key answers, and segments older than it are never opened. Keys written in
+// order (ids, timestamps) fall in one run's range, so most lookups open one
+// run whatever the number of segments.
 
 import LogFormat
 import LogIO
@@ -170,10 +171,22 @@ public enum StoreIndex {
 
 /// Lookups and range reads through a store's index, correct however stale
 /// the index is: unindexed records are scanned, stale runs are not used.
+///
+/// A lookup walks the segments newest first and stops at the first that
+/// knows the key, so each segment is opened and checked against the
+/// manifest only when the walk reaches it: a key written lately costs one
+/// segment, not all of them. If a segment turns out gone or replaced since
+/// the directory was listed (a merge ran meanwhile), the lookup starts over
+/// with every segment opened at once, the one consistent view that lookups
+/// of many keys and range reads always take.
 public final class StoreLookup {
     public let store: Store
-    private var segments: [IndexedStoreSegment]
     private let maxRecord: Int
+    private let warn: (String) -> Void
+    private let manifest: [String: ManifestEntry]
+    /// The segments as listed, oldest first, and each once opened and checked.
+    private var listed: [StoreSegment]
+    private var opened: [IndexedStoreSegment?]
     private let recordBuffer = ByteBuffer()
     /// Runs opened so far, by segment position.
     private var runs: [Int: IndexFile] = [:]
@@ -183,42 +196,75 @@ public final class StoreLookup {
     /// Entries of the runs in use, as the manifest counts them.
     public let indexedEntries: UInt64
 
-    public init(store: Store, maxRecord: Int, warn: (String) -> Void) throws {
+    public init(store: Store, maxRecord: Int, warn: @escaping (String) -> Void) throws {
         self.store = store
         self.maxRecord = maxRecord
-        let manifest = try StoreIndex.readManifest(store, warn: warn)
-        var segments: [IndexedStoreSegment] = []
-        let buffer = ByteBuffer()
-        for reader in try store.openSegments() {
-            let name = String(reader.path.split(separator: "/").last ?? "")
-            guard let number = Store.segmentNumber(name) else { continue }
-            var covered: UInt64 = 0
-            var run: (path: String, first: [UInt8], last: [UInt8], covers: IndexedSegment)?
-            if let entry = manifest[name] {
-                var reason = try entry.segment.mismatch(reader.file, size: reader.size, maxRecord: maxRecord, buffer: buffer)
-                if reason == nil, let identity = entry.identity, identity != reader.identity {
-                    reason = "another file than the one indexed (a merge replaced it)"
-                }
-                if let reason {
-                    warn("\(reader.path): \(reason); its index \(entry.index) is stale, scanning the segment")
-                } else {
-                    covered = entry.segment.size
-                    run = (store.path(of: entry.index), entry.first, entry.last, entry.segment)
-                }
-            }
-            segments.append(IndexedStoreSegment(number: number, reader: reader, covered: covered, run: run))
-        }
-        self.segments = segments
+        self.warn = warn
+        manifest = try StoreIndex.readManifest(store, warn: warn)
+        listed = try store.segments()
+        opened = Array(repeating: nil, count: listed.count)
         indexedEntries = manifest.values.reduce(0) { $0 + $1.count }
     }
 
-    /// The run of segment `n`, opened on first use. A run an update or a
-    /// merge replaced or removed since the manifest was read (it no longer
-    /// covers what the manifest says) is not used: the segment is then
+    /// A segment gone or replaced since the store was listed.
+    private struct StoreChanged: Error {}
+
+    /// Segment `n`, opened and checked against the manifest on first use.
+    private func segment(_ n: Int) throws -> IndexedStoreSegment {
+        if let segment = opened[n] { return segment }
+        let reader: SegmentReader
+        do {
+            reader = try SegmentReader(path: listed[n].path)
+        } catch let error as SystemError where error.errno == ENOENT {
+            throw StoreChanged()
+        }
+        guard try FileSystem.identity(of: reader.path) == reader.identity else { throw StoreChanged() }
+        let segment = try checked(reader, number: listed[n].number)
+        opened[n] = segment
+        return segment
+    }
+
+    /// Every segment, opened at once as one consistent view (see
+    /// `Store.openSegments`), unless they all are already.
+    private func openAll() throws -> [IndexedStoreSegment] {
+        if !opened.contains(where: { $0 == nil }) { return opened.map { $0! } }
+        let readers = try store.openSegments()
+        var segments: [IndexedStoreSegment] = []
+        for reader in readers {
+            guard let number = Store.segmentNumber(String(reader.path.split(separator: "/").last ?? "")) else { continue }
+            segments.append(try checked(reader, number: number))
+        }
+        listed = segments.map { StoreSegment(number: $0.number, path: $0.reader.path) }
+        opened = segments
+        runs = [:]
+        overlays = [:]
+        return segments
+    }
+
+    /// `reader` with what the manifest says its run covers, if that still
+    /// matches the segment.
+    private func checked(_ reader: SegmentReader, number: UInt64) throws -> IndexedStoreSegment {
+        let name = String(reader.path.split(separator: "/").last ?? "")
+        guard let entry = manifest[name] else { return IndexedStoreSegment(number: number, reader: reader, covered: 0, run: nil) }
+        var reason = try entry.segment.mismatch(reader.file, size: reader.size, maxRecord: maxRecord, buffer: recordBuffer)
+        if reason == nil, let identity = entry.identity, identity != reader.identity {
+            reason = "another file than the one indexed (a merge replaced it)"
+        }
+        if let reason {
+            warn("\(reader.path): \(reason); its index \(entry.index) is stale, scanning the segment")
+            return IndexedStoreSegment(number: number, reader: reader, covered: 0, run: nil)
+        }
+        return IndexedStoreSegment(
+            number: number, reader: reader, covered: entry.segment.size, run: (store.path(of: entry.index), entry.first, entry.last, entry.segment))
+    }
+
+    /// The run of segment `n` (opened), opened on first use. A run an update
+    /// or a merge replaced or removed since the manifest was read (it no
+    /// longer covers what the manifest says) is not used: the segment is then
     /// scanned whole, and callers that got nil after asking must look at the
     /// segment again.
     private func run(_ n: Int) throws -> IndexFile? {
-        guard let (path, _, _, covers) = segments[n].run else { return nil }
+        guard let segment = opened[n], let (path, _, _, covers) = segment.run else { return nil }
         if let open = runs[n] { return open }
         var run: IndexFile?
         do {
@@ -229,8 +275,7 @@ public final class StoreLookup {
         guard let run, run.segments.count == 1, let indexed = run.segments.first,
               indexed.size == covers.size, indexed.lastOffset == covers.lastOffset, indexed.lastChecksum == covers.lastChecksum
         else {
-            let segment = segments[n]
-            segments[n] = IndexedStoreSegment(number: segment.number, reader: segment.reader, covered: 0, run: nil)
+            opened[n] = IndexedStoreSegment(number: segment.number, reader: segment.reader, covered: 0, run: nil)
             overlays[n] = nil
             return nil
         }
@@ -238,17 +283,25 @@ public final class StoreLookup {
         return run
     }
 
-    /// The size of the store's segments as opened.
-    public var segmentBytes: UInt64 { segments.reduce(0) { $0 + $1.reader.size } }
-
-    /// Bytes of records no run covers: what lookups scan.
-    public var unindexedBytes: UInt64 { segments.reduce(0) { $0 + ($1.reader.size - min($1.covered, $1.reader.size)) } }
+    /// The size of the store's segments, all of them opened.
+    public func segmentBytes() throws -> UInt64 {
+        try openAll().reduce(0) { $0 + $1.reader.size }
+    }
 
     /// The newest record of `key`, scanning unindexed tails for it.
     public func lookup(_ key: UnsafeRawBufferPointer) throws -> LookupResult {
-        var n = segments.count - 1
+        do {
+            return try lookupNewestFirst(key)
+        } catch is StoreChanged {
+            _ = try openAll()
+            return try lookupNewestFirst(key)
+        }
+    }
+
+    private func lookupNewestFirst(_ key: UnsafeRawBufferPointer) throws -> LookupResult {
+        var n = listed.count - 1
         while n >= 0 {
-            let segment = segments[n]
+            let segment = try segment(n)
             var found: IndexLocation?
             if segment.reader.size > segment.covered {
                 try segment.reader.scanCommitted(from: segment.covered, maxRecord: maxRecord) { record, offset in
@@ -273,11 +326,12 @@ public final class StoreLookup {
 
     /// Looks up many keys: each segment's unindexed records are read once.
     public func lookup(_ keys: [UnsafeRawBufferPointer], _ answer: (UnsafeRawBufferPointer, LookupResult) throws -> Void) throws {
+        let segments = try openAll()
         for key in keys {
             var result = LookupResult.missing
             for n in segments.indices.reversed() {
                 var found = try overlay(n)[Array(key)]
-                if found == nil, segments[n].mayHold(key) {
+                if found == nil, opened[n]!.mayHold(key) {
                     if let run = try run(n) {
                         if var location = try run.find(key) {
                             location.segment = n
@@ -299,7 +353,7 @@ public final class StoreLookup {
     private func overlay(_ n: Int) throws -> [[UInt8]: IndexLocation] {
         if let built = overlays[n] { return built }
         var built: [[UInt8]: IndexLocation] = [:]
-        let segment = segments[n]
+        let segment = opened[n]!
         if segment.reader.size > segment.covered {
             try segment.reader.scanCommitted(from: segment.covered, maxRecord: maxRecord) { record, offset in
                 built[Array(record.key)] = IndexLocation(type: record.type, segment: n, offset: offset, length: UInt64(record.length), timestamp: record.timestamp)
@@ -315,8 +369,8 @@ public final class StoreLookup {
     /// a key whose newest record is a DELETE is left out.
     public func range(_ range: KeyRange, _ body: (UnsafeRawBufferPointer, LookupResult) throws -> Void) throws {
         var candidates: [(key: [UInt8], location: IndexLocation)] = []
-        for n in segments.indices {
-            if segments[n].mayHold(range), let run = try run(n) {
+        for n in try openAll().indices {
+            if opened[n]!.mayHold(range), let run = try run(n) {
                 try range.lowest.withUnsafeBytes { lowest in
                     try run.forEachEntry(from: lowest) { line in
                         guard range.admits(line.key) else { return false }
@@ -335,10 +389,11 @@ public final class StoreLookup {
     }
 
     private func read(_ key: UnsafeRawBufferPointer, at location: IndexLocation) throws -> LookupResult {
-        let reader = segments[location.segment].reader
+        let segment = opened[location.segment]!
+        let reader = segment.reader
         let record = try reader.record(at: location.offset, length: location.length, maxRecord: maxRecord, verify: true, buffer: recordBuffer)
         guard record.key.elementsEqual(key), UInt64(record.length) == location.length else {
-            throw IndexError(path: store.path(of: Store.runName(segments[location.segment].number)),
+            throw IndexError(path: store.path(of: Store.runName(segment.number)),
                              reason: "the entry for a key points at \(reader.path) offset \(location.offset), which holds another record; run logidx -o \(store.indexPath) \(store.directory)")
         }
         switch record.type {

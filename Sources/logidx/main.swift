@@ -152,7 +152,7 @@ func get(_ arguments: ParsedArguments) throws -> ExitCode {
 
     if let reportPath {
         let report = """
-            {"mode":"\(store.mode)","entries":\(store.entryCount),"segment_size":\(store.segmentBytes),\
+            {"mode":"\(store.mode)","entries":\(store.entryCount),"segment_size":\(try store.segmentBytes()),\
             "index_load_ms":\(milliseconds(loaded - loadStarted - store.catchUpMicroseconds)),\
             "catch_up_ms":\(milliseconds(store.catchUpMicroseconds)),"lookup_ms":\(milliseconds(finished - lookupStarted)),\
             "keys":\(answers.found + answers.deleted + answers.missing),"found":\(answers.found),\
@@ -267,10 +267,10 @@ enum Lookups {
         }
     }
 
-    var segmentBytes: UInt64 {
+    func segmentBytes() throws -> UInt64 {
         switch self {
         case .file(let index): index.segmentBytes
-        case .store(let store): store.segmentBytes
+        case .store(let store): try store.segmentBytes()
         }
     }
 

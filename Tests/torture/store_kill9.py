@@ -37,8 +37,9 @@ and a large record or batch gets a segment of its own):
   while the writers run or after they are dead; the next writer, or logfix,
   must cut it, and none of its records may ever show;
 - for the whole round, a reader (in half the rounds two at once):
-  `logscan store`, `logidx get --json store -` and now and then
-  `logidx -o store/index.json store`, over and over.
+  `logscan store`, `logidx get --json store -` (every key), `logidx get
+  --json store KEY...` (a few, each lookup opening segments only as far as
+  it must) and now and then `logidx -o store/index.json store`, over and over.
 
 Every whole address line a writer printed is an acknowledged record. Then,
 with every process dead: in some rounds `logfix store` (one report line, for
@@ -559,13 +560,16 @@ class Tear:
 class Reader:
     """Reads the store for the whole round, while writers append, merges merge
     and torn writes land, over and over: `logscan store`, and (once logidx
-    takes a store) `logidx get --json store -` for every key and now and then
-    `logidx -o store/index.json store`. Each read is judged afterwards against
-    what was acknowledged before it started (see check_reader)."""
+    takes a store) `logidx get --json store -` for every key (one view of all
+    segments), `logidx get --json store KEY...` for a few (each lookup opening
+    segments newest first, only as far as it must, starting over if a merge
+    replaced one meanwhile) and now and then `logidx -o store/index.json
+    store`. Each read is judged afterwards against what was acknowledged
+    before it started (see check_reader)."""
 
     def __init__(self, torture, rng, done, updates):
         self.t, self.rng, self.done, self.updates = torture, rng, done, updates
-        self.results = []        # (command, exit status, {key: answer} or None, stderr, start tick)
+        self.results = []        # (command, exit status, {key: answer} or None, stderr, start tick, keys asked)
 
     def run(self):
         t = self.t
@@ -582,7 +586,22 @@ class Reader:
                     except (ValueError, KeyError, TypeError):
                         answers = None
                         break
-                self.results.append(("logscan " + STORE, p.returncode, answers, p.stderr, start))
+                self.results.append(("logscan " + STORE, p.returncode, answers, p.stderr, start, ALL_KEYS))
+            elif x < 0.65:
+                keys = self.rng.sample(ALL_KEYS, 6)
+                p = t.run([t.tool("logidx"), "get", "--json", STORE] + keys, timeout=30)
+                answers = {}
+                lines = p.stdout.split(b"\n")[:-1]
+                for key, raw in zip(keys, lines):
+                    try:
+                        a = json.loads(raw)
+                    except ValueError:
+                        a = {}
+                    answers[key] = None if a.get("status") == "missing" else answer_of(a)
+                if len(lines) != len(keys):
+                    answers = None
+                self.results.append(("logidx get --json %s %s (%d answers)" % (STORE, " ".join(keys), len(lines)),
+                                     p.returncode, answers, p.stderr, start, keys))
             elif x < 0.85 or not self.updates:
                 p = t.run([t.tool("logidx"), "get", "--json", STORE, "-"], "".join(k + "\n" for k in ALL_KEYS).encode(),
                           timeout=30)
@@ -597,10 +616,10 @@ class Reader:
                 if len(lines) != len(ALL_KEYS):
                     answers = None
                 self.results.append(("logidx get --json %s - (%d answers for %d keys)" % (STORE, len(lines), len(ALL_KEYS)),
-                                     p.returncode, answers, p.stderr, start))
+                                     p.returncode, answers, p.stderr, start, ALL_KEYS))
             else:
                 p = t.run([t.tool("logidx"), "-o", STORE + "/index.json", STORE], timeout=30)
-                self.results.append(("logidx -o %s/index.json %s" % (STORE, STORE), p.returncode, None, p.stderr, start))
+                self.results.append(("logidx -o %s/index.json %s" % (STORE, STORE), p.returncode, None, p.stderr, start, ALL_KEYS))
             time.sleep(self.rng.uniform(0.002, 0.02))
 
 
@@ -878,7 +897,7 @@ class Torture:
         answer only if no such record exists (so a key nobody wrote this round answers
         exactly as after the last round, through every step of a merge)."""
         problems = []
-        for command, status, answers, err, start in reader.results:
+        for command, status, answers, err, start, asked in reader.results:
             self.n["reads"] += 1
             text = err.decode(errors="replace").strip()
             lines = [line for line in text.splitlines() if not EMPTY.match(line)]
@@ -897,7 +916,7 @@ class Torture:
                 continue
             if answers is None:
                 continue
-            for key in ALL_KEYS:
+            for key in asked:
                 self.n["read_answers"] += 1
                 answer = answers.get(key)
                 ops = [op for op in round_ops.get(key, ()) if op.possible()]
