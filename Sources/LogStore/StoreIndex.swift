@@ -188,6 +188,10 @@ public final class StoreLookup {
     private var listed: [StoreSegment]
     private var opened: [IndexedStoreSegment?]
     private let recordBuffer = ByteBuffer()
+    /// Up to 64 KiB of a segment read at once for a range read, whose records
+    /// come mostly in file order (keys written in order), and where from.
+    private let aheadBuffer = ByteBuffer()
+    private var ahead: (segment: Int, offset: UInt64)?
     /// Runs opened so far, by segment position.
     private var runs: [Int: IndexFile] = [:]
     /// Per segment, its unindexed records by key, built on first use by a
@@ -281,6 +285,29 @@ public final class StoreLookup {
         }
         runs[n] = run
         return run
+    }
+
+    /// The record at `location`, valid and whole, from the bytes read ahead
+    /// (reading the next 64 KiB first if they do not hold it); nil for the
+    /// plain read, which also says what is wrong with a record that is not.
+    private func readAhead(_ location: IndexLocation) throws -> RecordView? {
+        let reader = opened[location.segment]!.reader
+        let end = location.offset + location.length
+        if let (segment, offset) = ahead, segment != location.segment || location.offset < offset || end > offset + UInt64(aheadBuffer.count) {
+            ahead = nil
+        }
+        if ahead == nil {
+            guard end <= reader.size else { return nil }
+            let want = Int(max(location.length, min(64 << 10, reader.size - location.offset)))
+            aheadBuffer.removeAll()
+            aheadBuffer.reserve(want)
+            aheadBuffer.count = try reader.file.read(at: location.offset, into: UnsafeMutableRawBufferPointer(start: aheadBuffer.base, count: want))
+            ahead = (location.segment, location.offset)
+            guard end <= location.offset + UInt64(aheadBuffer.count) else { return nil }
+        }
+        let start = Int(location.offset - ahead!.offset)
+        return try? RecordView.parse(
+            UnsafeRawBufferPointer(start: aheadBuffer.base + start, count: Int(location.length)), maxRecord: maxRecord, verify: true)
     }
 
     /// The size of the store's segments, all of them opened.
@@ -385,13 +412,14 @@ public final class StoreLookup {
                 candidates.append((key, location))
             }
         }
-        try KeyRange.forEachLive(&candidates, read: read, body)
+        try KeyRange.forEachLive(&candidates, read: { try read($0, at: $1, readingAhead: true) }, body)
     }
 
-    private func read(_ key: UnsafeRawBufferPointer, at location: IndexLocation) throws -> LookupResult {
+    private func read(_ key: UnsafeRawBufferPointer, at location: IndexLocation, readingAhead: Bool = false) throws -> LookupResult {
         let segment = opened[location.segment]!
         let reader = segment.reader
-        let record = try reader.record(at: location.offset, length: location.length, maxRecord: maxRecord, verify: true, buffer: recordBuffer)
+        let record = try (readingAhead ? readAhead(location) : nil)
+            ?? reader.record(at: location.offset, length: location.length, maxRecord: maxRecord, verify: true, buffer: recordBuffer)
         guard record.key.elementsEqual(key), UInt64(record.length) == location.length else {
             throw IndexError(path: store.path(of: Store.runName(segment.number)),
                              reason: "the entry for a key points at \(reader.path) offset \(location.offset), which holds another record; run logidx -o \(store.indexPath) \(store.directory)")
