@@ -98,31 +98,46 @@ static const uint64_t forward[15][2] = {
     {0x1b35adb0e, 0x1e7146aac}, {0x19159bb02, 0x125f17dfc}, {0x1db06f64c, 0x1c47d2a9c},
 };
 
+// Adds `block`, with `ahead` blocks after it, to the sum of all blocks
+// folded to the last one's place.
+__attribute__((target("sse4.1,pclmul")))
+static inline void absorb(__m128i block, size_t ahead, __m128i *low, __m128i *high) {
+    if (ahead == 0) {
+        *low = _mm_xor_si128(*low, block);
+        return;
+    }
+    __m128i constants = _mm_loadu_si128((const __m128i *)forward[ahead - 1]);
+    *low = _mm_xor_si128(*low, _mm_clmulepi64_si128(block, constants, 0x00));
+    *high = _mm_xor_si128(*high, _mm_clmulepi64_si128(block, constants, 0x11));
+}
+
 // A record is a few blocks: the four-lane kernel would spend more time
 // merging its lanes than folding. Here every block is folded straight to the
 // last block's place with its own constant; the multiplications do not wait
 // for each other, so the whole costs about one multiplication's latency and
-// the reduction, where a chain of folds costs one latency per block.
+// the reduction, where a chain of folds costs one latency per block. The
+// running state, xored into the first block elsewhere, is folded on its own
+// with that block's constant: multiplication distributes over xor.
 __attribute__((target("sse4.1,pclmul")))
 uint32_t logkit_crc32_clmul_short_joined(uint32_t state, const void *firstStart, size_t firstLength, const void *secondStart, size_t blocks) {
     const uint8_t *first = firstStart;
     const uint8_t *second = secondStart;
-    __m128i block[16];
-    size_t n = 0;
-    for (; 16 * n + 16 <= firstLength; n++) block[n] = _mm_loadu_si128((const __m128i *)(first + 16 * n));
+    __m128i low = _mm_setzero_si128();
+    __m128i high = _mm_setzero_si128();
+    absorb(_mm_cvtsi32_si128((int)state), blocks - 1, &low, &high);
+    size_t taken = 0;
+    for (size_t at = 0; at + 16 <= firstLength; at += 16, taken++) {
+        absorb(_mm_loadu_si128((const __m128i *)(first + at)), blocks - 1 - taken, &low, &high);
+    }
     if (firstLength & 8) {
-        block[n++] = _mm_unpacklo_epi64(_mm_loadl_epi64((const __m128i *)(first + firstLength - 8)), _mm_loadl_epi64((const __m128i *)second));
+        __m128i straddling = _mm_unpacklo_epi64(
+            _mm_loadl_epi64((const __m128i *)(first + firstLength - 8)), _mm_loadl_epi64((const __m128i *)second));
+        absorb(straddling, blocks - 1 - taken, &low, &high);
+        taken++;
         second += 8;
     }
-    for (; n < blocks; n++, second += 16) block[n] = _mm_loadu_si128((const __m128i *)second);
-    block[0] = _mm_xor_si128(block[0], _mm_cvtsi32_si128((int)state));
-
-    __m128i low = block[blocks - 1];
-    __m128i high = _mm_setzero_si128();
-    for (size_t j = 0; j + 1 < blocks; j++) {
-        __m128i constants = _mm_loadu_si128((const __m128i *)forward[blocks - 2 - j]);
-        low = _mm_xor_si128(low, _mm_clmulepi64_si128(block[j], constants, 0x00));
-        high = _mm_xor_si128(high, _mm_clmulepi64_si128(block[j], constants, 0x11));
+    for (; taken < blocks; taken++, second += 16) {
+        absorb(_mm_loadu_si128((const __m128i *)second), blocks - 1 - taken, &low, &high);
     }
     return reduce(_mm_xor_si128(low, high));
 }

@@ -329,15 +329,17 @@ public enum Record {
     }
 }
 
+// Inlinable: other modules' hot loops read headers with these, and a generic
+// call across the module boundary would look up type metadata every time.
 extension UnsafeRawPointer {
-    @inline(__always)
+    @inlinable @inline(__always)
     package func loadBigEndian<T: FixedWidthInteger>(_: T.Type, at offset: Int) -> T {
         T(bigEndian: loadUnaligned(fromByteOffset: offset, as: T.self))
     }
 }
 
 extension UnsafeMutableRawPointer {
-    @inline(__always)
+    @inlinable @inline(__always)
     package func storeBigEndian<T: FixedWidthInteger>(_ value: T, at offset: Int) {
         storeBytes(of: value.bigEndian, toByteOffset: offset, as: T.self)
     }

@@ -202,7 +202,7 @@ private final class ParallelVerifier: @unchecked Sendable {
             buffer.count += n
             let atEnd = n < wanted || position + UInt64(buffer.count) == size
             progress?(position + UInt64(buffer.count) - offset)
-            let (cut, stopped) = commitEnd(buffer, offset: position, complete: atEnd)
+            let (cut, stopped) = commitEnd(buffer, complete: atEnd)
             if cut > 0 { submit(Chunk(buffer: buffer, offset: position, length: cut)) }
             if stopped || cut == 0 || atEnd && cut < buffer.count {
                 sequentialFrom = position + UInt64(cut)
@@ -219,20 +219,27 @@ private final class ParallelVerifier: @unchecked Sendable {
     }
 
     /// The end of the last record in `buffer` that commits a batch (0 if
-    /// none does), walking structure only, and whether the walk stopped at
-    /// damage.
-    private func commitEnd(_ buffer: ByteBuffer, offset: UInt64, complete: Bool) -> (end: Int, damaged: Bool) {
-        var walker = RecordWalker(buffer.bytes, mode: .strict, maxRecord: maxRecord, baseOffset: offset, complete: complete)
+    /// none does), and whether the walk stopped at damage. Only the magic,
+    /// the lengths and the flags are read, hopping from record to record:
+    /// the chunk's verified walk checks everything else, and a cut that
+    /// damage misplaced fails that check, which hands the chunk to the
+    /// sequential walk.
+    private func commitEnd(_ buffer: ByteBuffer, complete: Bool) -> (end: Int, damaged: Bool) {
+        let base = UnsafeRawPointer(buffer.base)
+        let count = buffer.count
+        var at = 0
         var end = 0
-        while let step = walker.next() {
-            switch step {
-            case .record(let record, let at):
-                if !record.continues { end = at + record.length }
-            case .damage: return (end, true)
-            case .partial: return (end, false)
-            }
+        while at + RecordLayout.headerSize <= count {
+            let p = base + at
+            guard p.loadBigEndian(UInt32.self, at: RecordLayout.magicOffset) == RecordLayout.magic else { return (end, true) }
+            let length = UInt64(RecordLayout.headerSize) + UInt64(p.loadBigEndian(UInt32.self, at: RecordLayout.keyLengthOffset))
+                + UInt64(p.loadBigEndian(UInt32.self, at: RecordLayout.valueLengthOffset))
+            guard length <= UInt64(maxRecord) else { return (end, true) }
+            guard at + Int(length) <= count else { return (end, complete) }
+            at += Int(length)
+            if p.load(fromByteOffset: RecordLayout.flagsOffset, as: UInt8.self) & RecordLayout.continuesFlag == 0 { end = at }
         }
-        return (end, false)
+        return (end, complete && at < count)
     }
 
     private func submit(_ chunk: Chunk) {
