@@ -242,6 +242,7 @@ public final class StoreLookup {
         opened = segments
         runs = [:]
         overlays = [:]
+        ahead = nil
         return segments
     }
 
