@@ -11,12 +11,19 @@ public enum UTF8Validation {
 
     /// The length of the longest prefix that is whole, valid UTF-8 sequences.
     public static func validPrefixLength(_ p: UnsafeRawPointer, _ count: Int) -> Int {
-        if count >= 8 && isASCII(p, count) { return count }
+        let highBits: UInt64 = 0x8080_8080_8080_8080
         var i = 0
+        // Whole ASCII words first; the last word overlaps the one before it,
+        // so a 12-byte key is two loads. The sequence walk below goes on from
+        // the first word that is not ASCII.
+        if count >= 8 {
+            while i &+ 8 < count, p.loadUnaligned(fromByteOffset: i, as: UInt64.self) & highBits == 0 { i &+= 8 }
+            if i &+ 8 >= count, p.loadUnaligned(fromByteOffset: count &- 8, as: UInt64.self) & highBits == 0 { return count }
+        }
         while i < count {
             if i &+ 8 <= count {
                 let word = p.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-                if word & 0x8080_8080_8080_8080 == 0 { i &+= 8; continue }
+                if word & highBits == 0 { i &+= 8; continue }
             }
             let lead = p.load(fromByteOffset: i, as: UInt8.self)
             if lead < 0x80 { i &+= 1; continue }
@@ -25,19 +32,6 @@ public enum UTF8Validation {
             i &+= length
         }
         return count
-    }
-
-    /// Whether all of `count` (at least 8) bytes are ASCII: whole words, the
-    /// last one overlapping the one before, so a key of 12 bytes is two loads.
-    @inline(__always)
-    private static func isASCII(_ p: UnsafeRawPointer, _ count: Int) -> Bool {
-        var seen = p.loadUnaligned(fromByteOffset: count &- 8, as: UInt64.self)
-        var i = 0
-        while i &+ 8 < count {
-            seen |= p.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-            i &+= 8
-        }
-        return seen & 0x8080_8080_8080_8080 == 0
     }
 
     /// The length of the multi-byte sequence starting with `lead` at `i`, or 0.
