@@ -43,6 +43,7 @@ public final class IndexHeaderParser: JSONCursor {
         guard start(text) else { throw syntax("empty document") }
         var header = IndexHeaderFields()
         skipWhitespace()
+        guard peek() == UInt8(ascii: "{") else { throw syntax("expected an object") }
         try forEachField { name throws(JSONLineError) in
             if equals(name, "version") {
                 header.version = try number()
@@ -53,18 +54,8 @@ public final class IndexHeaderParser: JSONCursor {
             } else if equals(name, "store") {
                 header.isStore = peek() == UInt8(ascii: "t")
                 try skipValue(depth: 2)
-            } else if equals(name, "segments") {
-                guard peek() == UInt8(ascii: "[") else { return try skipValue(depth: 2) }
-                i += 1
-                skipWhitespace()
-                if peek() == UInt8(ascii: "]") { i += 1; return }
-                while true {
-                    header.segments.append(try segment())
-                    skipWhitespace()
-                    if peek() == UInt8(ascii: ",") { i += 1; skipWhitespace(); continue }
-                    try expect(UInt8(ascii: "]"), "expected ',' or ']' in an array")
-                    return
-                }
+            } else if equals(name, "segments") && peek() == UInt8(ascii: "[") {
+                try forEachElement { () throws(JSONLineError) in header.segments.append(try segment()) }
             } else {
                 try skipValue(depth: 2)
             }
@@ -76,6 +67,7 @@ public final class IndexHeaderParser: JSONCursor {
 
     private func segment() throws(JSONLineError) -> IndexSegmentFields {
         var fields = IndexSegmentFields()
+        guard peek() == UInt8(ascii: "{") else { throw syntax("expected an object") }
         try forEachField { name throws(JSONLineError) in
             if equals(name, "path") {
                 fields.path = try text()
@@ -104,50 +96,26 @@ public final class IndexHeaderParser: JSONCursor {
         return fields
     }
 
-    /// Calls `body` with each field's name, the cursor at its value, which
-    /// `body` must read whole.
-    private func forEachField(_ body: (UnsafeRawBufferPointer) throws(JSONLineError) -> Void) throws(JSONLineError) {
-        try expect(UInt8(ascii: "{"), "expected an object")
-        skipWhitespace()
-        if peek() == UInt8(ascii: "}") { i += 1; return }
-        while true {
-            guard peek() == UInt8(ascii: "\"") else { throw syntax("expected '\"' to start a field name") }
-            let name = try string(into: otherScratch)
-            skipWhitespace()
-            try expect(UInt8(ascii: ":"), "expected ':' after a field name")
-            skipWhitespace()
-            try body(name)
-            skipWhitespace()
-            if peek() == UInt8(ascii: ",") { i += 1; skipWhitespace(); continue }
-            try expect(UInt8(ascii: "}"), "expected ',' or '}' after a field")
-            return
-        }
-    }
-
     // A field of another type than its own reads as missing (checked and
     // skipped), which the callers report by name.
 
     private func number() throws(JSONLineError) -> UInt64? {
-        let start = i
-        if case .value(let value) = try integer() { return value }
-        i = start
-        try skipValue(depth: 3)
-        return nil
+        try optionalUnsigned(depth: 3)
+    }
+
+    private func optionalString() throws(JSONLineError) -> UnsafeRawBufferPointer? {
+        guard peek() == UInt8(ascii: "\"") else {
+            try skipValue(depth: 3)
+            return nil
+        }
+        return try string(into: scratch)
     }
 
     private func bytes() throws(JSONLineError) -> [UInt8]? {
-        guard peek() == UInt8(ascii: "\"") else {
-            try skipValue(depth: 3)
-            return nil
-        }
-        return Array(try string(into: scratch))
+        try optionalString().map { Array($0) }
     }
 
     private func text() throws(JSONLineError) -> String? {
-        guard peek() == UInt8(ascii: "\"") else {
-            try skipValue(depth: 3)
-            return nil
-        }
-        return String(decoding: try string(into: scratch), as: UTF8.self)
+        try optionalString().map { String(decoding: $0, as: UTF8.self) }
     }
 }

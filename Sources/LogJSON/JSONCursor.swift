@@ -159,32 +159,9 @@ public class JSONCursor {
         case UInt8(ascii: "\""):
             _ = try string(into: otherScratch)
         case UInt8(ascii: "{"):
-            i += 1
-            skipWhitespace()
-            if peek() == UInt8(ascii: "}") { i += 1; return }
-            while true {
-                guard peek() == UInt8(ascii: "\"") else { throw syntax("expected '\"' to start a field name") }
-                _ = try string(into: otherScratch)
-                skipWhitespace()
-                try expect(UInt8(ascii: ":"), "expected ':' after a field name")
-                skipWhitespace()
-                try skipValue(depth: depth + 1)
-                skipWhitespace()
-                if peek() == UInt8(ascii: ",") { i += 1; skipWhitespace(); continue }
-                try expect(UInt8(ascii: "}"), "expected ',' or '}' after a field")
-                return
-            }
+            try forEachField { _ throws(JSONLineError) in try skipValue(depth: depth + 1) }
         case UInt8(ascii: "["):
-            i += 1
-            skipWhitespace()
-            if peek() == UInt8(ascii: "]") { i += 1; return }
-            while true {
-                try skipValue(depth: depth + 1)
-                skipWhitespace()
-                if peek() == UInt8(ascii: ",") { i += 1; skipWhitespace(); continue }
-                try expect(UInt8(ascii: "]"), "expected ',' or ']' in an array")
-                return
-            }
+            try forEachElement { () throws(JSONLineError) in try skipValue(depth: depth + 1) }
         case UInt8(ascii: "t"): try literal("true")
         case UInt8(ascii: "f"): try literal("false")
         case UInt8(ascii: "n"): try literal("null")
@@ -193,6 +170,53 @@ public class JSONCursor {
         default:
             throw syntax("unexpected character '\(Hex.printable(c))'")
         }
+    }
+
+    /// Calls `body` for each field of the object at the cursor (at its `{`)
+    /// with the field's name, the cursor at its value, which `body` must read
+    /// whole. The name is borrowed from a scratch buffer that skipping a
+    /// value reuses.
+    final func forEachField(_ body: (UnsafeRawBufferPointer) throws(JSONLineError) -> Void) throws(JSONLineError) {
+        i += 1
+        skipWhitespace()
+        if peek() == UInt8(ascii: "}") { i += 1; return }
+        while true {
+            guard peek() == UInt8(ascii: "\"") else { throw syntax("expected '\"' to start a field name") }
+            let name = try string(into: otherScratch)
+            skipWhitespace()
+            try expect(UInt8(ascii: ":"), "expected ':' after a field name")
+            skipWhitespace()
+            try body(name)
+            skipWhitespace()
+            if peek() == UInt8(ascii: ",") { i += 1; skipWhitespace(); continue }
+            try expect(UInt8(ascii: "}"), "expected ',' or '}' after a field")
+            return
+        }
+    }
+
+    /// Calls `body` with the cursor at each element of the array at the
+    /// cursor (at its `[`); `body` must read the element whole.
+    final func forEachElement(_ body: () throws(JSONLineError) -> Void) throws(JSONLineError) {
+        i += 1
+        skipWhitespace()
+        if peek() == UInt8(ascii: "]") { i += 1; return }
+        while true {
+            try body()
+            skipWhitespace()
+            if peek() == UInt8(ascii: ",") { i += 1; skipWhitespace(); continue }
+            try expect(UInt8(ascii: "]"), "expected ',' or ']' in an array")
+            return
+        }
+    }
+
+    /// A non-negative integer if that is what comes next; anything else valid
+    /// is skipped and gives nil.
+    final func optionalUnsigned(depth: Int) throws(JSONLineError) -> UInt64? {
+        let start = i
+        if case .value(let value) = try integer() { return value }
+        i = start
+        try skipValue(depth: depth)
+        return nil
     }
 
     final func literal(_ word: StaticString) throws(JSONLineError) {

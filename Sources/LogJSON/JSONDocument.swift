@@ -105,34 +105,17 @@ final class JSONDocumentParser: JSONCursor {
         case UInt8(ascii: "\""):
             return .string(String(decoding: try string(into: scratch), as: UTF8.self))
         case UInt8(ascii: "{"):
-            i += 1
-            skipWhitespace()
             var fields: [(String, JSONValue)] = []
-            if peek() == UInt8(ascii: "}") { i += 1; return .object(fields) }
-            while true {
-                guard peek() == UInt8(ascii: "\"") else { throw syntax("expected '\"' to start a field name") }
-                let name = String(decoding: try string(into: scratch), as: UTF8.self)
-                skipWhitespace()
-                try expect(UInt8(ascii: ":"), "expected ':' after a field name")
-                skipWhitespace()
+            try forEachField { name throws(JSONLineError) in
+                // The name first: reading the value may reuse its buffer.
+                let name = String(decoding: name, as: UTF8.self)
                 fields.append((name, try value(depth: depth + 1)))
-                skipWhitespace()
-                if peek() == UInt8(ascii: ",") { i += 1; skipWhitespace(); continue }
-                try expect(UInt8(ascii: "}"), "expected ',' or '}' after a field")
-                return .object(fields)
             }
+            return .object(fields)
         case UInt8(ascii: "["):
-            i += 1
-            skipWhitespace()
             var items: [JSONValue] = []
-            if peek() == UInt8(ascii: "]") { i += 1; return .array(items) }
-            while true {
-                items.append(try value(depth: depth + 1))
-                skipWhitespace()
-                if peek() == UInt8(ascii: ",") { i += 1; skipWhitespace(); continue }
-                try expect(UInt8(ascii: "]"), "expected ',' or ']' in an array")
-                return .array(items)
-            }
+            try forEachElement { () throws(JSONLineError) in items.append(try value(depth: depth + 1)) }
+            return .array(items)
         default:
             let startIndex = i
             try skipValue(depth: depth)

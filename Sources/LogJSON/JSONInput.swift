@@ -156,10 +156,10 @@ public final class RecordLineParser: JSONCursor {
                     if peek() == UInt8(ascii: "\"") { address.segment = try string(into: segmentScratch) } else { try skipValue(depth: 1) }
                     address.note("segment", present: (address.segment?.count ?? 0) > 0)
                 case .offset:
-                    address.offset = try optionalUnsigned()
+                    address.offset = try optionalUnsigned(depth: 1)
                     address.note("offset", present: address.offset != nil)
                 case .length:
-                    address.length = try optionalUnsigned()
+                    address.length = try optionalUnsigned(depth: 1)
                     address.note("length", present: address.length != nil)
                 case .checksum:
                     if peek() == UInt8(ascii: "\"") { address.checksum = Hex.parseWord(try string(into: otherScratch)) } else { try skipValue(depth: 1) }
@@ -271,16 +271,6 @@ public final class RecordLineParser: JSONCursor {
         case .continues: continues != nil
         default: false
         }
-    }
-
-    /// A non-negative integer if that is what comes next; anything else valid
-    /// is skipped and gives nil.
-    private func optionalUnsigned() throws(JSONLineError) -> UInt64? {
-        let start = i
-        if case .value(let value) = try integer() { return value }
-        i = start
-        try skipValue(depth: 1)
-        return nil
     }
 
     private func boolean(_ reason: String) throws(JSONLineError) -> Bool {
