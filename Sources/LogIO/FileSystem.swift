@@ -22,6 +22,11 @@ public struct FileIdentity: Equatable, Sendable {
 
 public enum FileSystem {
     /// The directory part of a path: "." for a bare name.
+    /// The last component of `path` (the path itself if it has none).
+    public static func name(of path: String) -> String {
+        path.split(separator: "/").last.map(String.init) ?? path
+    }
+
     public static func directory(of path: String) -> String {
         guard let slash = path.lastIndex(of: "/") else { return "." }
         let dir = String(path[..<slash])
@@ -238,7 +243,7 @@ public enum FileSystem {
 
     private static func replaceAtomically(_ path: String, keeping original: stat?, _ body: (FileDescriptor) throws -> Void) throws {
         let directory = directory(of: path)
-        let name = path.split(separator: "/").last.map(String.init) ?? path
+        let name = FileSystem.name(of: path)
         let prefix = (directory == "." ? "" : directory + "/") + ".\(name).tmp-"
         var file: FileDescriptor?
         var temporary = ""

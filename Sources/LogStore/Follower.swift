@@ -204,7 +204,7 @@ public final class StoreFollower {
         var wanted: UInt64 = 0
         var resumed: (follower: Follower, number: UInt64)?
         if let after {
-            let name = after.segment.split(separator: "/").last.map(String.init) ?? after.segment
+            let name = FileSystem.name(of: after.segment)
             wanted = Store.segmentNumber(name) ?? 0
             // The follower that checked the cursor's record keeps the file it
             // checked: opening the name again could open a merge's new file.

@@ -83,15 +83,9 @@ public struct Store: Sendable {
             guard bytes.count >= p + s + 4, let start = bytes.baseAddress,
                   memcmp(start, prefix.utf8Start, p) == 0, memcmp(start + bytes.count - s, suffix.utf8Start, s) == 0
             else { return nil }
-            var value: UInt64 = 0
-            for digit in bytes[p..<(bytes.count - s)] {
-                guard digit >= UInt8(ascii: "0") && digit <= UInt8(ascii: "9") else { return nil }
-                let (times10, o1) = value.multipliedReportingOverflow(by: 10)
-                let (sum, o2) = times10.addingReportingOverflow(UInt64(digit - UInt8(ascii: "0")))
-                guard !o1 && !o2 else { return nil }
-                value = sum
-            }
-            return value
+            let digits = UnsafeBufferPointer(rebasing: bytes[p..<(bytes.count - s)])
+            guard digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else { return nil }
+            return UInt64(String(decoding: digits, as: UTF8.self))
         }
     }
 
@@ -122,7 +116,7 @@ public struct Store: Sendable {
     /// segment refuse such a path, since they would not take the store's lock.
     public static func containing(segment path: String) -> Store? {
         let resolved = FileSystem.followingLink(path)
-        let name = resolved.split(separator: "/").last.map(String.init) ?? resolved
+        let name = FileSystem.name(of: resolved)
         guard segmentNumber(name) != nil else { return nil }
         let store = Store(FileSystem.directory(of: resolved))
         return FileSystem.exists(store.lockPath) ? store : nil

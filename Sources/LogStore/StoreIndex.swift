@@ -119,7 +119,7 @@ public enum StoreIndex {
         var manifest: [String] = []
         var kept: Set<String> = []
         for reader in readers {
-            let name = String(reader.path.split(separator: "/").last ?? "")
+            let name = FileSystem.name(of: reader.path)
             guard let number = Store.segmentNumber(name) else { continue }
             let runName = Store.runName(number)
             let runPath = store.path(of: runName)
@@ -235,7 +235,7 @@ public final class StoreLookup {
         let readers = try store.openSegments()
         var segments: [IndexedStoreSegment] = []
         for reader in readers {
-            guard let number = Store.segmentNumber(String(reader.path.split(separator: "/").last ?? "")) else { continue }
+            guard let number = Store.segmentNumber(FileSystem.name(of: reader.path)) else { continue }
             segments.append(try checked(reader, number: number))
         }
         listed = segments.map { StoreSegment(number: $0.number, path: $0.reader.path) }
@@ -249,7 +249,7 @@ public final class StoreLookup {
     /// `reader` with what the manifest says its run covers, if that still
     /// matches the segment.
     private func checked(_ reader: SegmentReader, number: UInt64) throws -> IndexedStoreSegment {
-        let name = String(reader.path.split(separator: "/").last ?? "")
+        let name = FileSystem.name(of: reader.path)
         guard let entry = manifest[name] else { return IndexedStoreSegment(number: number, reader: reader, covered: 0, run: nil) }
         var reason = try entry.segment.mismatch(reader.file, size: reader.size, maxRecord: maxRecord, buffer: recordBuffer)
         if reason == nil, let identity = entry.identity, identity != reader.identity {
@@ -537,7 +537,7 @@ extension StoreIndex {
         var paths: [String] = []
         let buffer = ByteBuffer()
         for reader in try store.openSegments() {
-            let name = String(reader.path.split(separator: "/").last ?? "")
+            let name = FileSystem.name(of: reader.path)
             guard let entry = manifest[name], entry.segment.size == reader.size,
                   try entry.segment.mismatch(reader.file, size: reader.size, maxRecord: maxRecord, buffer: buffer) == nil,
                   entry.identity.map({ $0 == reader.identity }) ?? true

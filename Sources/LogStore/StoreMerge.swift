@@ -134,7 +134,7 @@ public enum StoreMerge {
     /// The name of a merge's temporary: `.segment-N.dat<kind>.tmp-…`, N the
     /// segment it will replace, which the next merge removes if this one dies.
     private static func temporary(_ store: Store, _ target: SegmentReader, _ kind: String) -> String {
-        let name = target.path.split(separator: "/").last.map(String.init) ?? target.path
+        let name = FileSystem.name(of: target.path)
         return store.path(of: ".\(name)\(kind).tmp-" + String(UInt64.random(in: 0...UInt64.max), radix: 36))
     }
 

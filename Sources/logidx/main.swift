@@ -83,7 +83,7 @@ func build(_ arguments: ParsedArguments) throws -> ExitCode {
     if let path = segments.first(where: Store.isStore) {
         guard segments.count == 1 else { throw UsageError("a store is indexed alone: logidx -o \(path)/index.json \(path)") }
         let store = Store(path)
-        if let output, output.split(separator: "/").last.map(String.init) != Store.indexName
+        if let output, FileSystem.name(of: output) != Store.indexName
             || FileSystem.absolutePath(FileSystem.directory(of: output)) != FileSystem.absolutePath(store.directory) {
             throw UsageError("a store's index is \(store.indexPath) (its runs live beside it), not \(output)")
         }
