@@ -144,13 +144,35 @@ public final class IndexBuilder {
 
     /// Adds every record of a segment, read from the file itself. `progress`
     /// is told the bytes read.
+    ///
+    /// A large segment's checksums are verified on a second CPU, through a
+    /// second descriptor, while this thread walks and indexes it unverified.
+    /// Damage is reported as the verified walk finds it, so the fault is the
+    /// one a verified scan would throw; the builder then holds records past
+    /// it, which is harmless because a builder that threw is never written.
     public func addSegment(_ reader: SegmentReader, maxRecord: Int, progress: ((UInt64) -> Void)? = nil) throws {
         let number = segmentNumber(reader.path)
-        try reader.scan(maxRecord: maxRecord, verify: true, progress: progress) { record, offset in
+        // Room for as many records as the segment could hold, so that
+        // neither buffer is copied as it grows: untouched room is never
+        // faulted in, and each record's key is at most its own bytes.
+        entries.reserveCapacity(entries.count + Int(reader.size) / (RecordLayout.headerSize + 1))
+        keys.reserve(Int(reader.size))
+        func index(_ record: RecordView, _ offset: UInt64) {
             add(key: record.key,
                 at: IndexLocation(type: record.type, segment: number, offset: offset, length: UInt64(record.length), timestamp: record.timestamp),
                 checksum: record.checksum)
         }
+        guard reader.size >= ParallelVerifier.minimumSize, ParallelVerifier.processors > 1,
+              let checker = try? SegmentReader(path: reader.path), checker.identity == reader.identity else {
+            return try reader.scan(maxRecord: maxRecord, verify: true, progress: progress, index)
+        }
+        let verification = BackgroundVerification(checker, upTo: reader.size, maxRecord: maxRecord)
+        do {
+            try reader.scan(maxRecord: maxRecord, verify: false, progress: progress, index)
+        } catch {
+            throw verification.wait() ?? error
+        }
+        if let fault = verification.wait() { throw fault }
     }
 
     /// Adds the committed records of a segment that may be being appended

@@ -115,7 +115,7 @@ private final class Chunk: @unchecked Sendable {
     }
 }
 
-private final class ParallelVerifier: @unchecked Sendable {
+final class ParallelVerifier: @unchecked Sendable {
     /// Below this, a second thread costs more than it saves.
     static let minimumSize: UInt64 = 16 << 20
     static let chunkSize = 1 << 20
@@ -297,5 +297,36 @@ private final class ParallelVerifier: @unchecked Sendable {
             if collected || chunks.isEmpty { return nil }
             if !verifyNext() { pthread_cond_wait(changed, mutex) }
         }
+    }
+}
+
+/// A verified walk of a segment's first `size` bytes on another thread,
+/// counting nothing: for a caller that reads the same records unverified
+/// meanwhile and must fail as a verified read would.
+final class BackgroundVerification: @unchecked Sendable {
+    private let done = DispatchGroup()
+    /// Its own descriptor: the caller's is being read, and moved, meanwhile.
+    private let segment: SegmentReader
+    // Written by the walking thread before it leaves `done`.
+    private var fault: Error?
+
+    init(_ segment: SegmentReader, upTo size: UInt64, maxRecord: Int) {
+        self.segment = segment
+        DispatchQueue.global().async(group: done) {
+            let segment = self.segment
+            do {
+                try segment.file.scanRecords(from: 0, size: size, maxRecord: maxRecord, verify: true, progress: nil) { _, _ in }
+            } catch let fault as RecordFault {
+                self.fault = SegmentFault(path: segment.path, fault: fault)
+            } catch {
+                self.fault = error
+            }
+        }
+    }
+
+    /// Waits for the walk; the fault it found, if any.
+    func wait() -> Error? {
+        done.wait()
+        return fault
     }
 }
