@@ -131,6 +131,33 @@ struct ParallelVerifyTests {
         }
     }
 
+    @Test("an index build verifying on a second thread fails exactly where a verified scan does", arguments: 0..<6)
+    func indexBuildAgreesWithScan(seed: UInt64) throws {
+        var rng = SplitMix64(seed: 0x1D3_0000 + seed)
+        // Large values, so that a segment past the size that turns the
+        // second thread on takes few records to generate.
+        var bytes: [UInt8] = []
+        var extents: [Range<Int>] = []
+        while bytes.count < Int(ParallelVerifier.minimumSize) + (1 << 20) {
+            let record = Record.encode(
+                type: .put, key: Array("k\(rng.next() % 1000)".utf8), value: rng.bytes(rng.int(2000...4000)),
+                timestamp: rng.next() >> 20, continues: false)
+            extents.append(bytes.count..<(bytes.count + record.count))
+            bytes += record
+        }
+        let kind = damage(&bytes, extents: extents, &rng)
+        let file = try TempFile(bytes)
+        func failure(_ body: () throws -> Void) -> String {
+            do { try body() } catch let fault as SegmentFault { return fault.message } catch { return "\(error)" }
+            return "none"
+        }
+        let scanned = failure { try SegmentReader(path: file.path).scan(maxRecord: maxRecord, verify: true, progress: nil) { _, _ in } }
+        let builder = IndexBuilder()
+        let built = failure { try builder.addSegment(try SegmentReader(path: file.path), maxRecord: maxRecord) }
+        #expect(built == scanned, "\(kind)")
+        if scanned == "none" { #expect(builder.segments.last?.lastOffset == UInt64(extents.last!.lowerBound), "\(kind)") }
+    }
+
     @Test("a clean segment is counted whole, its last record the file's last")
     func clean() throws {
         var rng = SplitMix64(seed: 7)
