@@ -12,10 +12,13 @@
 #include <cpuid.h>
 #include <immintrin.h>
 
-bool logkit_crc32_clmul_supported(void) {
+bool logkit_crc32_clmul_ready;
+
+// Before main, so that each call site tests a plain load: Swift guards a
+// lazily computed static with a once-check on every use.
+__attribute__((constructor)) static void detect(void) {
     unsigned int eax, ebx, ecx, edx;
-    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return false;
-    return (ecx & bit_PCLMUL) && (ecx & bit_SSE4_1);
+    logkit_crc32_clmul_ready = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_PCLMUL) && (ecx & bit_SSE4_1);
 }
 
 // The constants are x^n mod P for the reflected polynomial P = 0x104C11DB7,
@@ -102,49 +105,83 @@ static const uint64_t forward[15][2] = {
 // folded to the last one's place.
 __attribute__((target("sse4.1,pclmul")))
 static inline void absorb(__m128i block, size_t ahead, __m128i *low, __m128i *high) {
-    if (ahead == 0) {
-        *low = _mm_xor_si128(*low, block);
-        return;
-    }
     __m128i constants = _mm_loadu_si128((const __m128i *)forward[ahead - 1]);
     *low = _mm_xor_si128(*low, _mm_clmulepi64_si128(block, constants, 0x00));
     *high = _mm_xor_si128(*high, _mm_clmulepi64_si128(block, constants, 0x11));
 }
 
+// The input is taken as if k zero bytes (k = 0...15) stood in front of it,
+// so that it ends on a block boundary and no byte is left for a table. Zero
+// bytes still move the register, so each k starts from the register that k
+// zero bytes turn into the usual 0xFFFFFFFF: the standard start run k steps
+// backwards (a byte step is invertible; the top byte of a table entry names
+// the byte that chose it).
+static const uint32_t padded_start[16] = {
+    0xffffffff, 0xf0958fd9, 0x9a1c9d90, 0xa32e2681, 0x9226f562, 0xf47bf9cc, 0xaf4c9d16, 0x46865aa9,
+    0xefe4d0af, 0x31c08543, 0xae0bacae, 0xdac6e4e8, 0xa65c386b, 0xe06f0ca5, 0xbae5bb0a, 0x358d0ff4,
+};
+
+// Read 16 bytes at 16 - k, a shuffle mask that moves bytes k places up and
+// zeroes the k below them.
+static const uint8_t shift_up[32] = {
+    0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+};
+
+// Read 16 bytes at 16 - m, a mask of the first m bytes.
+static const uint8_t leading[32] = {
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+};
+
 // A record is a few blocks: the four-lane kernel would spend more time
 // merging its lanes than folding. Here every block is folded straight to the
 // last block's place with its own constant; the multiplications do not wait
 // for each other, so the whole costs about one multiplication's latency and
-// the reduction, where a chain of folds costs one latency per block. The
-// running state, xored into the first block elsewhere, is folded on its own
-// with that block's constant: multiplication distributes over xor.
+// the reduction, where a chain of folds costs one latency per block. Every
+// block is one load from the record where it lies, and, where the skipped
+// field falls inside one, two loads and a blend; nothing is copied.
+// Block `at` / 16 of the input with the pad in front and the gap taken out:
+// it starts at `at` of `before` if it ends by the gap, at `at` of `after` if
+// it starts after it, and is blended from both if the gap splits it.
 __attribute__((target("sse4.1,pclmul")))
-uint32_t logkit_crc32_clmul_short_joined(uint32_t state, const void *firstStart, size_t firstLength, const void *secondStart, size_t blocks) {
-    const uint8_t *first = firstStart;
-    const uint8_t *second = secondStart;
+static inline __m128i block_at(const uint8_t *before, const uint8_t *after, size_t gap, size_t at) {
+    if (at + 16 <= gap) return _mm_loadu_si128((const __m128i *)(before + at));
+    if (at >= gap) return _mm_loadu_si128((const __m128i *)(after + at));
+    return _mm_blendv_epi8(
+        _mm_loadu_si128((const __m128i *)(after + at)), _mm_loadu_si128((const __m128i *)(before + at)),
+        _mm_loadu_si128((const __m128i *)(leading + 16 - (gap - at))));
+}
+
+__attribute__((target("sse4.1,pclmul")))
+uint32_t logkit_crc32_clmul_skipping(const void *start, size_t length, size_t gapAt, size_t gapLength) {
+    const uint8_t *bytes = start;
+    size_t total = length - gapLength;
+    size_t blocks = (total + 15) >> 4;
+    size_t pad = (blocks << 4) - total;
+    // Where block i starts in the input: 16i - pad before the gap, and
+    // gapLength further on after it.
+    const uint8_t *before = bytes - pad;
+    const uint8_t *after = bytes - pad + gapLength;
+    size_t gap = gapAt + pad;
+
+    // The first block, never split (the gap is 16 bytes in or more), is the
+    // only one that holds pad, and takes the running register.
+    __m128i first = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)bytes), _mm_loadu_si128((const __m128i *)(shift_up + 16 - pad)));
+    first = _mm_xor_si128(first, _mm_cvtsi32_si128((int)padded_start[pad]));
+    if (blocks == 1) return ~reduce(first);
     __m128i low = _mm_setzero_si128();
     __m128i high = _mm_setzero_si128();
-    absorb(_mm_cvtsi32_si128((int)state), blocks - 1, &low, &high);
-    size_t taken = 0;
-    for (size_t at = 0; at + 16 <= firstLength; at += 16, taken++) {
-        absorb(_mm_loadu_si128((const __m128i *)(first + at)), blocks - 1 - taken, &low, &high);
+    absorb(first, blocks - 1, &low, &high);
+    for (size_t i = 1; i < blocks - 1; i++) {
+        absorb(block_at(before, after, gap, i << 4), blocks - 1 - i, &low, &high);
     }
-    if (firstLength & 8) {
-        __m128i straddling = _mm_unpacklo_epi64(
-            _mm_loadl_epi64((const __m128i *)(first + firstLength - 8)), _mm_loadl_epi64((const __m128i *)second));
-        absorb(straddling, blocks - 1 - taken, &low, &high);
-        taken++;
-        second += 8;
-    }
-    for (; taken < blocks; taken++, second += 16) {
-        absorb(_mm_loadu_si128((const __m128i *)second), blocks - 1 - taken, &low, &high);
-    }
-    return reduce(_mm_xor_si128(low, high));
+    __m128i last = block_at(before, after, gap, (blocks - 1) << 4);
+    return ~reduce(_mm_xor_si128(_mm_xor_si128(low, high), last));
 }
 
 #else
 
-bool logkit_crc32_clmul_supported(void) { return false; }
+bool logkit_crc32_clmul_ready = false;
 
 // Never called: the check above says no. It exists so that the Swift side
 // links on every architecture without a conditional of its own.
@@ -152,7 +189,7 @@ uint32_t logkit_crc32_clmul(uint32_t state, const void *bytes, size_t length) {
     __builtin_trap();
 }
 
-uint32_t logkit_crc32_clmul_short_joined(uint32_t state, const void *first, size_t firstLength, const void *second, size_t blocks) {
+uint32_t logkit_crc32_clmul_skipping(const void *bytes, size_t length, size_t gapAt, size_t gapLength) {
     __builtin_trap();
 }
 

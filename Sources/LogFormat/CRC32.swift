@@ -6,7 +6,7 @@
 // times faster than any table; the table takes their last few bytes, shorter
 // inputs and everything on other CPUs. A record of up to 256 bytes, header
 // and payload taken as one input around the checksum field between them,
-// goes to a short kernel that folds all its blocks at once.
+// goes whole to a short kernel that folds all its blocks at once.
 //
 // The table is slicing-by-16: sixteen 256-entry tables let the loop fold 16
 // input bytes per iteration with independent lookups, instead of one byte per
@@ -40,22 +40,19 @@ public struct CRC32: Sendable {
         bytes.withUnsafeBytes { checksum($0) }
     }
 
-    /// The checksum of `first` then `second` as one input, neither copied:
-    /// a record's covers its header up to the checksum field and everything
-    /// after it. A record of up to 256 bytes is one call of the kernel.
+    /// The checksum of `bytes` without the `gap` inside them: a record's
+    /// covers its header up to the checksum field and everything after it.
+    /// A record of up to 256 bytes (the field not counted) is one call of the
+    /// kernel, its last partial block included.
     @inline(__always)
-    public static func checksum(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) -> UInt32 {
-        let total = first.count &+ second.count
-        if total >= 32 && total < 17 * 16 && first.count & 7 == 0 && first.count <= total & ~15 && hasKernel,
-           let a = first.baseAddress, let b = second.baseAddress {
-            let blocks = total >> 4
-            let state = logkit_crc32_clmul_short_joined(0xFFFF_FFFF, a, first.count, b, blocks)
-            let taken = blocks << 4 &- first.count
-            return ~tableFold(state, b + taken, second.count &- taken)
+    public static func checksum(_ bytes: UnsafeRawBufferPointer, skipping gap: Range<Int>) -> UInt32 {
+        let total = bytes.count &- gap.count
+        if gap.lowerBound >= 16 && total <= 256 && hasKernel, let base = bytes.baseAddress {
+            return logkit_crc32_clmul_skipping(base, bytes.count, gap.lowerBound, gap.count)
         }
         var crc = CRC32()
-        crc.update(first)
-        crc.update(second)
+        crc.update(UnsafeRawBufferPointer(rebasing: bytes[..<gap.lowerBound]))
+        crc.update(UnsafeRawBufferPointer(rebasing: bytes[gap.upperBound...]))
         return crc.value
     }
 
@@ -83,8 +80,9 @@ public struct CRC32: Sendable {
         UInt32(littleEndian: p.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
     }
 
-    /// Decided once: whether this CPU runs the kernel.
-    static let hasKernel = logkit_crc32_clmul_supported()
+    /// Whether this CPU runs the kernel, decided before main.
+    @inline(__always)
+    static var hasKernel: Bool { logkit_crc32_clmul_available() }
 
     /// The kernel's own minimum, and no higher threshold is needed: at 64
     /// bytes the kernel already runs at about twice the table's speed.

@@ -259,10 +259,7 @@ public enum Record {
     @inline(__always)
     public static func checksum(of record: UnsafeRawBufferPointer) -> UInt32 {
         precondition(record.count >= RecordLayout.headerSize)
-        let base = record.baseAddress!
-        return CRC32.checksum(
-            UnsafeRawBufferPointer(start: base, count: RecordLayout.checksumOffset),
-            UnsafeRawBufferPointer(start: base + RecordLayout.headerSize, count: record.count &- RecordLayout.headerSize))
+        return CRC32.checksum(record, skipping: RecordLayout.checksumOffset..<RecordLayout.headerSize)
     }
 
     public static func length(keyLength: Int, valueLength: Int) -> Int {

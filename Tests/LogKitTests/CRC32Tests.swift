@@ -211,20 +211,23 @@ struct CRC32Tests {
         }
     }
 
-    @Test("two pieces taken as one input (a record around its checksum field) match the reference, at every length to 300 and every cut to 80")
-    func joinedPieces() {
+    @Test("an input with a gap skipped (a record around its checksum field) matches the reference, at every length to 300, every gap start to 80 and every alignment")
+    func skippingGap() {
         var rng = SplitMix64(seed: 0x101E_D)
-        let data = rng.bytes(300 + 4)
+        let data = rng.bytes(300 + 8 + 16)
         var disagreements: [String] = []
         data.withUnsafeBytes { raw in
-            for length in 0...300 {
-                for cut in 0...min(length, 80) {
-                    // The second piece starts four bytes on, as a record's
-                    // payload does after the checksum field.
-                    let first = UnsafeRawBufferPointer(rebasing: raw[0..<cut])
-                    let second = UnsafeRawBufferPointer(rebasing: raw[(cut + 4)..<(length + 4)])
-                    let expected = Reference.crc32(Array(first) + Array(second))
-                    if CRC32.checksum(first, second) != expected { disagreements.append("length \(length) cut \(cut)") }
+            for gapLength in [4, 0, 8] {
+                for length in 0...300 {
+                    for gapAt in 0...min(length, 80) {
+                        let start = (length &+ gapAt) % 16
+                        let bytes = UnsafeRawBufferPointer(rebasing: raw[start..<(start + length + gapLength)])
+                        let gap = gapAt..<(gapAt + gapLength)
+                        let expected = Reference.crc32(Array(bytes[..<gap.lowerBound]) + Array(bytes[gap.upperBound...]))
+                        if CRC32.checksum(bytes, skipping: gap) != expected {
+                            disagreements.append("gap \(gap) of \(length + gapLength) bytes at alignment \(start)")
+                        }
+                    }
                 }
             }
         }

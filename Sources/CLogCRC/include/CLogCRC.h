@@ -11,9 +11,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/// Whether this CPU can run logkit_crc32_clmul (PCLMULQDQ and SSE4.1);
-/// always false off x86.
-bool logkit_crc32_clmul_supported(void);
+/// Whether this CPU can run the kernels below (PCLMULQDQ and SSE4.1);
+/// always false off x86. Set before main.
+extern bool logkit_crc32_clmul_ready;
+
+static inline bool logkit_crc32_clmul_available(void) { return logkit_crc32_clmul_ready; }
 
 /// Continues a CRC-32 (IEEE 802.3, reflected, zlib's crc32) over `length`
 /// bytes, which must be at least 64 and a multiple of 16. `state` is the
@@ -21,10 +23,10 @@ bool logkit_crc32_clmul_supported(void);
 /// or out. Only call it where logkit_crc32_clmul_supported() said yes.
 uint32_t logkit_crc32_clmul(uint32_t state, const void *bytes, size_t length);
 
-/// The same over the first `blocks` 16-byte blocks (1 to 16) of `first`
-/// then `second` taken as one input, for short inputs: a record, whose
-/// checksum skips its own field between header and payload. `firstLength`
-/// must be a multiple of 8 and at most 16 * `blocks`.
-uint32_t logkit_crc32_clmul_short_joined(uint32_t state, const void *first, size_t firstLength, const void *second, size_t blocks);
+/// The CRC-32 (the final value, zlib's crc32 of the input from the start)
+/// of the `length` bytes at `bytes` but the `gapLength` at `gapAt`: a
+/// record's checksum, which skips its own field between header and payload.
+/// What remains must be 16 to 256 bytes, and the gap at least 16 bytes in.
+uint32_t logkit_crc32_clmul_skipping(const void *bytes, size_t length, size_t gapAt, size_t gapLength);
 
 #endif
