@@ -157,7 +157,7 @@ public final class Follower {
     /// written), for the caller to judge.
     func readCommitted(_ body: (RecordView, UInt64) throws -> Void) throws -> RecordFault? {
         try file.seek(to: position)
-        let reader = RecordReader(source: file, maxRecord: maxRecord, verify: verify, startOffset: position, chunk: 1 << 20)
+        let reader = RecordReader(source: file, maxRecord: maxRecord, verify: verify, startOffset: position)
         do {
             try reader.forEach { record, offset in
                 try body(record, offset)

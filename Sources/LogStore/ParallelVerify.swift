@@ -54,11 +54,7 @@ extension FileDescriptor {
     ) throws {
         try seek(to: offset)
         _ = posix_fadvise(raw, off_t(offset), 0, Int32(POSIX_FADV_SEQUENTIAL))
-        // Big reads for big scans; a few megabytes of unindexed tail (a
-        // lookup) would spend more on faulting in a fresh 4 MiB buffer than
-        // on reading.
-        let chunk = Int(clamping: min(4 << 20, max(64 << 10, (size - offset) / 8)))
-        let reader = RecordReader(source: self, maxRecord: maxRecord, verify: verify, startOffset: offset, limit: size, chunk: chunk)
+        let reader = RecordReader(source: self, maxRecord: maxRecord, verify: verify, startOffset: offset, limit: size)
         try reader.forEach(progress: progress, body)
     }
 

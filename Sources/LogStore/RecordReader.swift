@@ -20,10 +20,17 @@ public final class RecordReader {
     /// Where reading stops, if not at the end of the source.
     private let limit: UInt64?
 
+    /// Reads this size keep the buffer in the CPU's caches between the
+    /// kernel's copy and the walk over it, and a fresh buffer costs few page
+    /// faults: 64 KiB beat 256 KiB to 4 MiB both for a lookup's few megabytes
+    /// of unindexed tail (2.26 against 2.72 ms a process) and for a scan of
+    /// 126 MB. Records larger than a chunk still grow the buffer.
+    public static var defaultChunk: Int { 64 << 10 }
+
     /// With `limit`, nothing at or after that absolute offset is read: a
     /// reader that sized a segment when it opened it sees the segment as it
     /// was then, and a record appended meanwhile reads as not there yet.
-    public init(source: FileDescriptor, maxRecord: Int, verify: Bool = true, startOffset: UInt64 = 0, limit: UInt64? = nil, chunk: Int = 1 << 20) {
+    public init(source: FileDescriptor, maxRecord: Int, verify: Bool = true, startOffset: UInt64 = 0, limit: UInt64? = nil, chunk: Int = RecordReader.defaultChunk) {
         self.source = source
         self.maxRecord = maxRecord
         self.verify = verify
