@@ -114,7 +114,10 @@ private final class Chunk: @unchecked Sendable {
 final class ParallelVerifier: @unchecked Sendable {
     /// Below this, a second thread costs more than it saves.
     static let minimumSize: UInt64 = 16 << 20
-    static let chunkSize = 1 << 20
+    /// Small enough that a chunk is still in the caches when a thread
+    /// verifies it: 256 KiB against 1 MiB, `logscan --count` of 126 MB on two
+    /// cores, 25 interleaved runs: median 49.4 against 58.0 ms.
+    static let chunkSize = 256 << 10
     /// Chunks in flight: one being read, the others waiting or being verified.
     static let buffers = 4
 
