@@ -236,8 +236,10 @@ public final class IndexBuilder {
         }
     }
 
-    /// The surviving entries, sorted by key bytes: for each key, the last one added.
-    private func newestSorted() -> [Entry] {
+    /// Where in `entries` the surviving ones are, sorted by key bytes: for
+    /// each key, the last one added. Positions, not copies: an entry is tens
+    /// of bytes and there may be millions.
+    private func newestSorted() -> [Int] {
         let base = UnsafeRawPointer(keys.base)
         var order = Array(0..<entries.count)
         entries.withUnsafeBufferPointer { e in
@@ -249,19 +251,21 @@ public final class IndexBuilder {
                 // whatever order the lines came in.
                 return (x.location.segment, x.location.offset) < (y.location.segment, y.location.offset)
             }
-        }
-        var result: [Entry] = []
-        result.reserveCapacity(order.count)
-        for n in order {
-            let entry = entries[n]
-            if let last = result.last, last.keyLength == entry.keyLength,
-               compareBytes(base + last.keyStart, last.keyLength, base + entry.keyStart, entry.keyLength) == 0 {
-                result[result.count - 1] = entry
-            } else {
-                result.append(entry)
+            var kept = 0
+            for n in order {
+                if kept > 0 {
+                    let last = e[order[kept - 1]], entry = e[n]
+                    if last.keyLength == entry.keyLength && compareBytes(base + last.keyStart, last.keyLength, base + entry.keyStart, entry.keyLength) == 0 {
+                        order[kept - 1] = n
+                        continue
+                    }
+                }
+                order[kept] = n
+                kept += 1
             }
+            order.removeLast(order.count - kept)
         }
-        return result
+        return order
     }
 
     /// Writes the index. `storedPath` turns a segment path as read into the
@@ -270,7 +274,8 @@ public final class IndexBuilder {
         let sorted = newestSorted()
         try append(header(count: sorted.count, created: created, storedPath: storedPath), to: out)
         let base = UnsafeRawPointer(keys.base)
-        for (n, entry) in sorted.enumerated() {
+        for (n, position) in sorted.enumerated() {
+            let entry = entries[position]
             try IndexLine.write(
                 key: UnsafeRawBufferPointer(start: base + entry.keyStart, count: entry.keyLength),
                 location: entry.location, last: n + 1 == sorted.count, to: out)
@@ -287,12 +292,13 @@ public final class IndexBuilder {
     public func writeMerged<Out: LineBuffer>(over older: IndexFile, to out: Out, created: UInt64, storedPath: (String) -> String) throws -> Int {
         let sorted = newestSorted()
         let base = UnsafeRawPointer(keys.base)
-        func key(_ entry: Entry) -> UnsafeRawBufferPointer {
-            UnsafeRawBufferPointer(start: base + entry.keyStart, count: entry.keyLength)
+        func key(_ position: Int) -> UnsafeRawBufferPointer {
+            let entry = entries[position]
+            return UnsafeRawBufferPointer(start: base + entry.keyStart, count: entry.keyLength)
         }
         var replaced = 0
         var position = 0
-        for entry in sorted where try older.find(key(entry), after: &position) != nil { replaced += 1 }
+        for n in sorted where try older.find(key(n), after: &position) != nil { replaced += 1 }
         let count = Int(older.count) + sorted.count - replaced
         try append(header(count: count, created: created, storedPath: storedPath), to: out)
         var written = 0
@@ -300,7 +306,7 @@ public final class IndexBuilder {
         func emitNew(below limit: UnsafeRawBufferPointer?) throws {
             while next < sorted.count, limit.map({ compareBytes(key(sorted[next]), $0) < 0 }) ?? true {
                 written += 1
-                try IndexLine.write(key: key(sorted[next]), location: sorted[next].location, last: written == count, to: out)
+                try IndexLine.write(key: key(sorted[next]), location: entries[sorted[next]].location, last: written == count, to: out)
                 next += 1
             }
         }
