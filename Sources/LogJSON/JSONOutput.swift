@@ -216,6 +216,29 @@ public enum JSONText {
         }
     }
 
+    /// "00" to "99" back to back: a literal, so no lazily made table.
+    @inline(__always)
+    static var digitPairs: UnsafePointer<UInt8> {
+        let pairs: StaticString = "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899"
+        return pairs.utf8Start
+    }
+
+    /// Digits of `value` in decimal, by comparisons that take the same
+    /// branches for the similar numbers of one output.
+    @inline(__always)
+    static func decimalCount(_ v: UInt64) -> Int {
+        if v < 10_000_000_000 {
+            if v < 100_000 { return v < 100 ? (v < 10 ? 1 : 2) : (v < 1000 ? 3 : v < 10_000 ? 4 : 5) }
+            return v < 10_000_000 ? (v < 1_000_000 ? 6 : 7) : (v < 100_000_000 ? 8 : v < 1_000_000_000 ? 9 : 10)
+        }
+        if v < 1_000_000_000_000_000 {
+            return v < 1_000_000_000_000 ? (v < 100_000_000_000 ? 11 : 12)
+                : (v < 10_000_000_000_000 ? 13 : v < 100_000_000_000_000 ? 14 : 15)
+        }
+        return v < 100_000_000_000_000_000 ? (v < 10_000_000_000_000_000 ? 16 : 17)
+            : (v < 1_000_000_000_000_000_000 ? 18 : v < 10_000_000_000_000_000_000 ? 19 : 20)
+    }
+
     @inline(__always)
     static func hexDigit(_ nibble: UInt8) -> UInt8 {
         nibble < 10 ? 0x30 &+ nibble : 0x57 &+ nibble
@@ -246,8 +269,22 @@ enum JSONScan {
 extension UnsafeMutableRawPointer {
     @inline(__always)
     mutating func put(_ text: StaticString) {
-        copyMemory(from: text.utf8Start, byteCount: text.utf8CodeUnitCount)
-        self += text.utf8CodeUnitCount
+        let count = text.utf8CodeUnitCount
+        let source = UnsafeRawPointer(text.utf8Start)
+        // The field names and punctuation between values are a few bytes
+        // each, several per output line: two overlapping word copies, not a
+        // call of memmove each.
+        switch count {
+        case 8...16:
+            storeBytes(of: source.loadUnaligned(as: UInt64.self), as: UInt64.self)
+            storeBytes(of: source.loadUnaligned(fromByteOffset: count &- 8, as: UInt64.self), toByteOffset: count &- 8, as: UInt64.self)
+        case 4..<8:
+            storeBytes(of: source.loadUnaligned(as: UInt32.self), as: UInt32.self)
+            storeBytes(of: source.loadUnaligned(fromByteOffset: count &- 4, as: UInt32.self), toByteOffset: count &- 4, as: UInt32.self)
+        default:
+            copyMemory(from: source, byteCount: count)
+        }
+        self += count
     }
 
     @inline(__always)
@@ -259,16 +296,27 @@ extension UnsafeMutableRawPointer {
 
     @inline(__always)
     mutating func putDecimal(_ value: UInt64) {
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
-        var count = 0
+        // Written from the last digit back, two digits a step: offsets,
+        // lengths and timestamps are up to 13 digits on every line.
+        let count = JSONText.decimalCount(value)
+        let pairs = JSONText.digitPairs
         var v = value
-        withUnsafeMutableBytes(of: &digits) { scratch in
-            repeat {
-                count &+= 1
-                scratch[24 &- count] = UInt8(truncatingIfNeeded: 0x30 &+ v % 10)
-                v /= 10
-            } while v != 0
-            copyMemory(from: scratch.baseAddress! + (24 &- count), byteCount: count)
+        var end = self + count
+        while v >= 100 {
+            let pair = Int(v % 100) &* 2
+            v /= 100
+            end -= 2
+            end.storeBytes(of: pairs[pair], as: UInt8.self)
+            end.storeBytes(of: pairs[pair &+ 1], toByteOffset: 1, as: UInt8.self)
+        }
+        if v >= 10 {
+            let pair = Int(v) &* 2
+            end -= 2
+            end.storeBytes(of: pairs[pair], as: UInt8.self)
+            end.storeBytes(of: pairs[pair &+ 1], toByteOffset: 1, as: UInt8.self)
+        } else {
+            end -= 1
+            end.storeBytes(of: UInt8(truncatingIfNeeded: 0x30 &+ v), as: UInt8.self)
         }
         self += count
     }

@@ -18,6 +18,46 @@ private func valueBody(_ line: String) -> String? {
 
 @Suite("JSON output")
 struct JSONOutputTests {
+    @Test("numbers print as Swift prints them at every number of digits and on both sides of each power of ten")
+    func decimals() {
+        var values: [UInt64] = [0, UInt64.max, UInt64.max - 1]
+        var power: UInt64 = 1
+        for _ in 0..<20 {
+            values += [power - 1, power, power + 1, power + power / 2]
+            if power > UInt64.max / 10 { break }
+            power *= 10
+        }
+        var rng = SplitMix64(seed: 0xDEC)
+        for _ in 0..<2000 { values.append(rng.next() >> UInt64(rng.int(0...63))) }
+        var wrong: [String] = []
+        var buffer = [UInt8](repeating: 0, count: 32)
+        for value in values {
+            let text = buffer.withUnsafeMutableBytes { raw in
+                var p = raw.baseAddress!
+                p.putDecimal(value)
+                return String(decoding: UnsafeRawBufferPointer(start: raw.baseAddress, count: p - raw.baseAddress!), as: UTF8.self)
+            }
+            if text != String(value) { wrong.append("\(value) as \(text)") }
+        }
+        #expect(wrong.isEmpty, "\(wrong.prefix(5))")
+    }
+
+    @Test("short literals are put whole at every length")
+    func literals() {
+        let literals: [StaticString] = ["", "a", "ab", "abc", "abcd", "abcde", "abcdefg", "abcdefgh", "abcdefghi", "abcdefghijklmnop", "abcdefghijklmnopq", "{\"key\":\""]
+        for literal in literals {
+            var buffer = [UInt8](repeating: 0x2E, count: 40)
+            let written = buffer.withUnsafeMutableBytes { raw in
+                var p = raw.baseAddress! + 1
+                p.put(literal)
+                return p - raw.baseAddress! - 1
+            }
+            let expected = [UInt8(0x2E)] + Array(UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
+                + [UInt8](repeating: 0x2E, count: 39 - literal.utf8CodeUnitCount)
+            #expect(written == literal.utf8CodeUnitCount && buffer == expected, "\(literal)")
+        }
+    }
+
     @Test("the PUT vector prints exactly the contract's line")
     func putLine() throws {
         #expect(try jsonLine(Vectors.put)
