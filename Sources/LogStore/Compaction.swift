@@ -3,12 +3,13 @@
 // the older records of its key are gone, a DELETE has nothing left to hide).
 //
 // Two passes over the mapped segment. The first verifies every record and
-// notes a hash of its key; sorting (hash, record number) pairs with a stable
-// radix sort then puts every key's records side by side, oldest first, and
-// all but the newest of each key are dead. Keys are compared in place in the
-// map, only within a run of equal hashes. Sorting touches memory in order,
-// where a hash table would miss the cache on nearly every record. The second
-// pass writes the records that are alive and are PUTs.
+// notes a hash of its key, and a copy of the key in an arena; sorting (hash,
+// record number) pairs with a stable radix sort then puts every key's
+// records side by side, oldest first, and all but the newest of each key are
+// dead. Keys are compared in the arena, only within a run of equal hashes.
+// Sorting touches memory in order, where a hash table would miss the cache on
+// nearly every record. The second pass writes the records that are alive and
+// are PUTs.
 //
 // In place (contract section 3), a compaction never leaves a segment missing:
 //
