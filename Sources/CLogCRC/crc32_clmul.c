@@ -133,6 +133,20 @@ static const uint8_t leading[32] = {
     0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
 };
 
+// Block `at` / 16 (one or later) of the input with the pad in front and the
+// gap taken out: `second` is where block one starts in the input; a block
+// before the gap starts `at - 16` after it, one after the gap `gapLength`
+// further on, and a block the gap splits is blended from both.
+__attribute__((target("sse4.1,pclmul")))
+static inline __m128i block_at(const uint8_t *second, size_t gap, size_t gapLength, size_t at) {
+    const uint8_t *before = second + (at - 16);
+    if (at + 16 <= gap) return _mm_loadu_si128((const __m128i *)before);
+    if (at >= gap) return _mm_loadu_si128((const __m128i *)(before + gapLength));
+    return _mm_blendv_epi8(
+        _mm_loadu_si128((const __m128i *)(before + gapLength)), _mm_loadu_si128((const __m128i *)before),
+        _mm_loadu_si128((const __m128i *)(leading + 16 - (gap - at))));
+}
+
 // A record is a few blocks: the four-lane kernel would spend more time
 // merging its lanes than folding. Here every block is folded straight to the
 // last block's place with its own constant; the multiplications do not wait
@@ -140,29 +154,15 @@ static const uint8_t leading[32] = {
 // the reduction, where a chain of folds costs one latency per block. Every
 // block is one load from the record where it lies, and, where the skipped
 // field falls inside one, two loads and a blend; nothing is copied.
-// Block `at` / 16 of the input with the pad in front and the gap taken out:
-// it starts at `at` of `before` if it ends by the gap, at `at` of `after` if
-// it starts after it, and is blended from both if the gap splits it.
-__attribute__((target("sse4.1,pclmul")))
-static inline __m128i block_at(const uint8_t *before, const uint8_t *after, size_t gap, size_t at) {
-    if (at + 16 <= gap) return _mm_loadu_si128((const __m128i *)(before + at));
-    if (at >= gap) return _mm_loadu_si128((const __m128i *)(after + at));
-    return _mm_blendv_epi8(
-        _mm_loadu_si128((const __m128i *)(after + at)), _mm_loadu_si128((const __m128i *)(before + at)),
-        _mm_loadu_si128((const __m128i *)(leading + 16 - (gap - at))));
-}
-
 __attribute__((target("sse4.1,pclmul")))
 uint32_t logkit_crc32_clmul_skipping(const void *start, size_t length, size_t gapAt, size_t gapLength) {
     const uint8_t *bytes = start;
     size_t total = length - gapLength;
     size_t blocks = (total + 15) >> 4;
     size_t pad = (blocks << 4) - total;
-    // Where block i starts in the input: 16i - pad before the gap, and
-    // gapLength further on after it.
-    const uint8_t *before = bytes - pad;
-    const uint8_t *after = bytes - pad + gapLength;
+    // Where the gap is, counted with the pad, and where block one starts.
     size_t gap = gapAt + pad;
+    const uint8_t *second = bytes + (16 - pad);
 
     // The first block, never split (the gap is 16 bytes in or more), is the
     // only one that holds pad, and takes the running register.
@@ -173,9 +173,9 @@ uint32_t logkit_crc32_clmul_skipping(const void *start, size_t length, size_t ga
     __m128i high = _mm_setzero_si128();
     absorb(first, blocks - 1, &low, &high);
     for (size_t i = 1; i < blocks - 1; i++) {
-        absorb(block_at(before, after, gap, i << 4), blocks - 1 - i, &low, &high);
+        absorb(block_at(second, gap, gapLength, i << 4), blocks - 1 - i, &low, &high);
     }
-    __m128i last = block_at(before, after, gap, (blocks - 1) << 4);
+    __m128i last = block_at(second, gap, gapLength, (blocks - 1) << 4);
     return ~reduce(_mm_xor_si128(_mm_xor_si128(low, high), last));
 }
 

@@ -20,7 +20,7 @@ static inline bool logkit_crc32_clmul_available(void) { return logkit_crc32_clmu
 /// Continues a CRC-32 (IEEE 802.3, reflected, zlib's crc32) over `length`
 /// bytes, which must be at least 64 and a multiple of 16. `state` is the
 /// running register, not the final value: it is not inverted on the way in
-/// or out. Only call it where logkit_crc32_clmul_supported() said yes.
+/// or out. Only call it where logkit_crc32_clmul_available() says yes.
 uint32_t logkit_crc32_clmul(uint32_t state, const void *bytes, size_t length);
 
 /// The CRC-32 (the final value, zlib's crc32 of the input from the start)
