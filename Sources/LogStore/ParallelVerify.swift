@@ -11,6 +11,11 @@
 // (damage, a torn batch, a record or batch larger than a chunk), is where the
 // sequential walk takes over, from a batch boundary, so it reports exactly
 // what a walk from the start would, with the clean chunks' counts before it.
+//
+// A caller that must walk the records itself (the index builder) uses
+// `BackgroundVerification` instead: the verified walk runs on the other CPU
+// through its own descriptor while the caller walks unverified, and the
+// caller throws the verified walk's fault before any of its own.
 
 import Dispatch
 import Glibc
