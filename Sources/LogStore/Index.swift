@@ -154,8 +154,11 @@ public final class IndexBuilder {
         let number = segmentNumber(reader.path)
         // Room for as many records as the segment could hold, so that
         // neither buffer is copied as it grows: untouched room is never
-        // faulted in, and each record's key is at most its own bytes.
-        entries.reserveCapacity(entries.count + Int(reader.size) / (RecordLayout.headerSize + 1))
+        // faulted in, and each record's key is at most its own bytes. At
+        // least doubled when it grows: reserving exactly, segment after
+        // segment, would copy every entry so far once per segment.
+        let most = entries.count + Int(reader.size) / (RecordLayout.headerSize + 1)
+        if most > entries.capacity { entries.reserveCapacity(max(most, 2 * entries.capacity)) }
         keys.reserve(Int(reader.size))
         func index(_ record: RecordView, _ offset: UInt64) {
             add(key: record.key,
